@@ -1,0 +1,35 @@
+# Two entry points, both self-contained on a fresh machine:
+#   make run   installs everything and runs the default reproduction
+#   make test  installs everything and runs the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The torch build is a user choice (CUDA version, platform); this pin is the one we test with.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+CORES ?= all
+PYTEST_ARGS ?= -n 2
+
+.PHONY: install run test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -e ".[workflow,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/snakemake --cores $(CORES)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/unet.py
+
+clean:
+	rm -rf $(VENV) results .snakemake

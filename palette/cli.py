@@ -1,0 +1,44 @@
+"""The `palette` command.
+
+Each subcommand lives in its own module, which provides `add_arguments(parser)` and
+`run(args) -> int`. Modules are imported only when their subcommand runs, so
+`palette --help` stays fast (no torch import). Register a subcommand here only once it works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="palette",
+        description="Palette image-to-image diffusion: train, sample, evaluate, restore images.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        # Arguments are declared by the module; importing it here would import torch for --help.
+        sub = subparsers.add_parser(name, help=help_text, add_help=False)
+        sub.set_defaults(_module=module_name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    top, rest = parser.parse_known_args(argv)
+    module = importlib.import_module(top._module)
+    sub = argparse.ArgumentParser(prog=f"palette {top.command}", description=SUBCOMMANDS[top.command][1])
+    module.add_arguments(sub)
+    args = sub.parse_args(rest)
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
