@@ -1,0 +1,335 @@
+"""Palette's conditional diffusion: training loss (Algorithm 1) and samplers (Algorithm 2 and faster).
+
+Notation follows the paper: alpha_t = 1 - beta_t and gamma_t = prod_{s <= t} alpha_s (often called
+alpha-bar). A noisy target is y_noisy = sqrt(gamma) * y0 + sqrt(1 - gamma) * eps, and the network
+f(x, y_noisy, gamma) predicts eps. The network is conditioned on the continuous noise level gamma
+itself (SR3 / WaveGrad), not on a step index, so inference may use any schedule: the paper trains
+with 2000 steps of linear betas 1e-6..0.01 and samples with 1000 steps of linear betas 1e-4..0.09.
+Every sampler here therefore works on a decreasing list of gammas, ending at gamma = 1 (clean).
+
+Masked tasks (inpainting, uncropping): the source's missing pixels are filled with Gaussian noise
+(no mask channel, PAPER.md); in the noisy target the known pixels are the clean ones, in training
+and at every sampling step, so the network sees the same thing in both; the loss covers only the
+missing pixels. The known pixels come from the source, so sampling never needs ground truth.
+In a batch, a sample whose mask is all zeros has no mask (the multi-task mixture mixes both).
+
+The network is called as ``model(torch.cat([source, y_noisy], dim=1), gamma)`` with gamma of
+shape [B].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+NoiseModel = Callable[[Tensor, Tensor], Tensor]
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+@dataclass(frozen=True)
+class LinearSchedule:
+    """A linear beta schedule and its gammas (Palette section 3; SR3 section 2.4)."""
+
+    beta_start: float
+    beta_end: float
+    num_steps: int
+
+    def betas(self) -> Tensor:
+        return torch.linspace(self.beta_start, self.beta_end, self.num_steps, dtype=torch.float64)
+
+    def gammas(self) -> Tensor:
+        """gamma_1 .. gamma_T, float64, decreasing from 1 - beta_start."""
+        return torch.cumprod(1.0 - self.betas(), dim=0)
+
+
+TRAINING_SCHEDULE = LinearSchedule(beta_start=1e-6, beta_end=0.01, num_steps=2000)
+INFERENCE_SCHEDULE = LinearSchedule(beta_start=1e-4, beta_end=0.09, num_steps=1000)
+
+
+# ----------------------------------------------------------------------------------------------
+# Randomness: one generator for the batch, or one per sample so that a sample does not depend on
+# which other images share its batch.
+
+
+def randn(shape: Sequence[int], generator: Generators, device: torch.device | str | None = None) -> Tensor:
+    """Standard normal noise of `shape` ([B, ...]), drawn on each generator's device, moved to `device`."""
+    if generator is None or isinstance(generator, torch.Generator):
+        gen_device = generator.device if generator is not None else device
+        return torch.randn(tuple(shape), generator=generator, device=gen_device).to(device)
+    if len(generator) != shape[0]:
+        raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}")
+    return torch.stack([torch.randn(tuple(shape[1:]), generator=g, device=g.device) for g in generator]).to(device)
+
+
+def _rand(batch_size: int, generator: torch.Generator | None, dtype: torch.dtype) -> Tensor:
+    device = generator.device if generator is not None else None
+    return torch.rand(batch_size, generator=generator, dtype=dtype, device=device)
+
+
+# ----------------------------------------------------------------------------------------------
+# Training: Palette Algorithm 1.
+
+
+def sample_training_gamma(
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    schedule: LinearSchedule = TRAINING_SCHEDULE,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Draw t ~ U{1..T}, then gamma ~ U(gamma_{t-1}, gamma_t) with gamma_0 = 1 (Algorithm 1; SR3 eq. 5)."""
+    gammas = torch.cat([torch.ones(1, dtype=torch.float64), schedule.gammas()])
+    gen_device = generator.device if generator is not None else None
+    t = torch.randint(1, schedule.num_steps + 1, (batch_size,), generator=generator, device=gen_device).cpu()
+    u = _rand(batch_size, generator, torch.float64).cpu()
+    gamma = gammas[t - 1] + u * (gammas[t] - gammas[t - 1])
+    return gamma.to(device=device, dtype=torch.float32)
+
+
+def has_mask(mask: Tensor | None) -> Tensor | None:
+    """[B] bool: which samples of a batch carry a mask (an all-zeros mask means none)."""
+    return None if mask is None else mask.flatten(1).amax(dim=1) > 0
+
+
+def fill_masked_with_noise(source: Tensor, mask: Tensor | None, noise: Tensor) -> Tensor:
+    """Replace the missing pixels of the source (mask = 1) by Gaussian noise (Palette section 4)."""
+    if mask is None:
+        return source
+    return torch.where(mask > 0.5, noise, source)
+
+
+def generated_pixels(mask: Tensor | None, like: Tensor) -> Tensor:
+    """[B, 1, H, W]: 1 where the model generates: the mask for masked samples, everywhere for the others."""
+    ones = torch.ones_like(like[:, :1])
+    if mask is None:
+        return ones
+    masked = has_mask(mask).view(-1, 1, 1, 1)
+    return torch.where(masked, mask.to(like.dtype), ones)
+
+
+def keep_known_pixels(y: Tensor, source: Tensor, mask: Tensor | None) -> Tensor:
+    """Only masked pixels come from the model; known pixels are the source's (paper, section 4)."""
+    if mask is None:
+        return y
+    return torch.where(generated_pixels(mask, y) > 0.5, y, source)
+
+
+def diffusion_loss(
+    model: NoiseModel,
+    source: Tensor,
+    target: Tensor,
+    mask: Tensor | None = None,
+    loss_type: str = "l2",
+    generator: torch.Generator | None = None,
+    schedule: LinearSchedule = TRAINING_SCHEDULE,
+) -> Tensor:
+    """Palette Algorithm 1: E ||f(x, sqrt(gamma) y0 + sqrt(1 - gamma) eps, gamma) - eps||_p^p.
+
+    The p-th power error is averaged over the pixels each sample generates (all pixels, or the
+    masked ones), then over the batch: a mask's size does not change its sample's weight.
+    """
+    exponent = {"l2": 2, "l1": 1}.get(loss_type)
+    if exponent is None:
+        raise ValueError(f"loss_type must be 'l1' or 'l2', got {loss_type!r}")
+    batch_size, device = target.shape[0], target.device
+    gamma = sample_training_gamma(batch_size, generator, schedule, device)
+    noise = randn(target.shape, generator, device)
+    g = gamma.view(-1, 1, 1, 1)
+    y_noisy = keep_known_pixels(g.sqrt() * target + (1 - g).sqrt() * noise, target, mask)
+    if mask is not None:
+        source = fill_masked_with_noise(source, mask, randn(source.shape, generator, device))
+    predicted = model(torch.cat([source, y_noisy], dim=1), gamma)
+    error = (predicted.float() - noise).abs().pow(exponent)
+    weights = generated_pixels(mask, error)
+    per_sample = (error * weights).sum(dim=(1, 2, 3)) / (weights.sum(dim=(1, 2, 3)) * error.shape[1])
+    return per_sample.mean()
+
+
+# ----------------------------------------------------------------------------------------------
+# Inference.
+
+SAMPLERS = ("paper", "ancestral", "ddim", "dpm_solver_pp")
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How to sample. `paper` is the paper's sampler; the rest are faster, named departures.
+
+    name:      "paper"          Algorithm 2 over all 1000 steps of the inference schedule.
+               "ancestral"      Algorithm 2 over `steps` gammas picked from that schedule
+                                (respacing, Nichol & Dhariwal 2021): alpha_t = gamma_t / gamma_{t-1}.
+               "ddim"           DDIM (Song et al. 2021, eq. 12) with stochasticity `eta`.
+               "dpm_solver_pp"  DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), data prediction.
+    variance:  "paper" (1 - alpha_t, Algorithm 2) or "posterior" (the clipped posterior
+               variance of DDPM, as the public reproduction uses). Ancestral samplers only.
+    clip_x0:   clamp the predicted clean image to [-1, 1] before each update (the public
+               reproduction does; the paper's Algorithm 2 does not).
+    spacing:   how fast samplers pick their `steps` noise levels from the schedule's range:
+               "log_snr" (evenly in log-SNR between the schedule's noisiest and cleanest gamma,
+               as DPM-Solver recommends; the net is conditioned on gamma, so levels between the
+               schedule's steps are fine) or "index" (evenly in step index, as guided-diffusion
+               respaces). With the paper's schedule only 123 of its 1000 steps have gamma > 0.5,
+               so "index" spends few steps where the image forms. `paper` visits every step.
+    schedule:  beta_start, beta_end, schedule_steps: the schedule the gammas come from.
+    """
+
+    name: str = "paper"
+    steps: int = 1000
+    eta: float = 0.0
+    variance: str = "paper"
+    clip_x0: bool = False
+    spacing: str = "log_snr"
+    beta_start: float = INFERENCE_SCHEDULE.beta_start
+    beta_end: float = INFERENCE_SCHEDULE.beta_end
+    schedule_steps: int = INFERENCE_SCHEDULE.num_steps
+
+    def __post_init__(self) -> None:
+        if self.name not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.name!r}; choose one of {', '.join(SAMPLERS)}")
+        if self.variance not in ("paper", "posterior"):
+            raise ValueError(f"variance must be 'paper' or 'posterior', got {self.variance!r}")
+        if self.spacing not in ("log_snr", "index"):
+            raise ValueError(f"spacing must be 'log_snr' or 'index', got {self.spacing!r}")
+        if not 1 <= self.steps <= self.schedule_steps:
+            raise ValueError(f"steps must be in 1..{self.schedule_steps}, got {self.steps}")
+        if self.name == "paper" and self.steps != self.schedule_steps:
+            raise ValueError(f"the paper sampler uses every step ({self.schedule_steps}); use 'ancestral' for {self.steps}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SamplerConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown sampler keys {sorted(unknown)}; known keys: {sorted(known)}")
+        values = dict(values)
+        if values.get("name", "paper") == "paper":
+            values.setdefault("steps", values.get("schedule_steps", INFERENCE_SCHEDULE.num_steps))
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def gammas(self) -> Tensor:
+        """The decreasing noise levels visited, float64: gamma_{t_N} .. gamma_{t_1}, then 1 (clean)."""
+        schedule = LinearSchedule(self.beta_start, self.beta_end, self.schedule_steps).gammas()
+        if self.spacing == "index" or self.steps == self.schedule_steps:
+            # Keep the schedule's first and last step and spread the rest evenly.
+            index = torch.linspace(0, self.schedule_steps - 1, self.steps, dtype=torch.float64).round().long()
+            levels = schedule[index].flip(0)
+        else:
+            log_snr = torch.linspace(_log_snr(schedule[-1]), _log_snr(schedule[0]), self.steps, dtype=torch.float64)
+            levels = torch.sigmoid(log_snr)
+        return torch.cat([levels, torch.ones(1, dtype=torch.float64)])
+
+
+class _Denoiser:
+    """The network as the samplers see it: noise and clean-image predictions at a noise level."""
+
+    def __init__(self, model: NoiseModel, condition: Tensor, clip_x0: bool) -> None:
+        self.model, self.condition, self.clip_x0 = model, condition, clip_x0
+
+    def __call__(self, y: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
+        """Return (eps, x0) at noise level gamma, consistent with y = sqrt(g) x0 + sqrt(1-g) eps."""
+        gamma_batch = torch.full((y.shape[0],), gamma, device=y.device, dtype=torch.float32)
+        eps = self.model(torch.cat([self.condition, y], dim=1), gamma_batch).float()
+        x0 = (y - math.sqrt(1 - gamma) * eps) / math.sqrt(gamma)
+        if self.clip_x0:
+            x0 = x0.clamp(-1, 1)
+            eps = (y - math.sqrt(gamma) * x0) / math.sqrt(1 - gamma)
+        return eps, x0
+
+
+def ancestral_step(y: Tensor, eps: Tensor, gamma_t: float, gamma_prev: float, variance: str, z: Tensor) -> Tensor:
+    """Palette Algorithm 2, one step, with alpha_t = gamma_t / gamma_{t-1} (exact for any respacing):
+
+    y_{t-1} = (y_t - (1 - alpha_t) / sqrt(1 - gamma_t) * f) / sqrt(alpha_t) + sigma_t z,
+    sigma_t^2 = 1 - alpha_t ("paper") or (1 - gamma_{t-1}) / (1 - gamma_t) (1 - alpha_t) ("posterior").
+    """
+    alpha = gamma_t / gamma_prev
+    mean = (y - (1 - alpha) / math.sqrt(1 - gamma_t) * eps) / math.sqrt(alpha)
+    if gamma_prev >= 1.0:  # the last step returns the mean (z = 0 in Algorithm 2)
+        return mean
+    variance_t = 1 - alpha if variance == "paper" else (1 - gamma_prev) / (1 - gamma_t) * (1 - alpha)
+    return mean + math.sqrt(variance_t) * z
+
+
+def ddim_step(y: Tensor, eps: Tensor, x0: Tensor, gamma_t: float, gamma_prev: float, eta: float, z: Tensor) -> Tensor:
+    """DDIM (Song et al. 2021, eq. 12) from gamma_t to the less noisy gamma_prev."""
+    sigma = eta * math.sqrt((1 - gamma_prev) / (1 - gamma_t) * (1 - gamma_t / gamma_prev))
+    direction = math.sqrt(max(1 - gamma_prev - sigma**2, 0.0)) * eps
+    return math.sqrt(gamma_prev) * x0 + direction + sigma * z
+
+
+def _log_snr(gamma: Tensor) -> float:
+    """log(gamma / (1 - gamma)); gamma = sigmoid(log-SNR)."""
+    return float(torch.log(gamma) - torch.log1p(-gamma))
+
+
+def _half_log_snr(gamma: float) -> float:
+    """lambda = log(alpha / sigma) with alpha = sqrt(gamma), sigma = sqrt(1 - gamma)."""
+    return 0.5 * (math.log(gamma) - math.log1p(-gamma))
+
+
+def dpm_solver_pp_2m_step(
+    y: Tensor, x0: Tensor, x0_previous: Tensor | None, gammas: Sequence[float], i: int
+) -> Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2) from gammas[i] to gammas[i + 1].
+
+    First order (= DDIM) on the first step and on the final jump to the clean image.
+    """
+    gamma_t, gamma_next = gammas[i], gammas[i + 1]
+    if gamma_next >= 1.0:
+        return x0
+    sigma_ratio = math.sqrt((1 - gamma_next) / (1 - gamma_t))
+    h = _half_log_snr(gamma_next) - _half_log_snr(gamma_t)
+    scale = math.sqrt(gamma_next) * math.expm1(-h)  # alpha_next (e^{-h} - 1)
+    if x0_previous is None:
+        return sigma_ratio * y - scale * x0
+    h_previous = _half_log_snr(gamma_t) - _half_log_snr(gammas[i - 1])
+    r = h_previous / h
+    d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_previous
+    return sigma_ratio * y - scale * d
+
+
+@torch.no_grad()
+def sample(
+    model: NoiseModel,
+    source: Tensor,
+    mask: Tensor | None = None,
+    config: SamplerConfig = SamplerConfig(),
+    generator: Generators = None,
+    progress: bool = True,
+) -> Tensor:
+    """Generate targets for a batch of sources ([B, 3, H, W] in [-1, 1]) with the chosen sampler.
+
+    `generator` is one torch.Generator for the batch or one per sample (then each sample is the
+    same whatever else is in its batch). For masked tasks (mask [B, 1, H, W], 1 = missing) the
+    known pixels of the result are exactly the source's.
+    """
+    device = source.device
+    gammas = config.gammas().tolist()
+    if mask is not None and not bool(has_mask(mask).any()):
+        mask = None
+    condition = fill_masked_with_noise(source, mask, randn(source.shape, generator, device))
+    denoise = _Denoiser(model, condition, config.clip_x0)
+    y = keep_known_pixels(randn(source.shape, generator, device), source, mask)
+    x0_previous = None
+    steps = range(len(gammas) - 1)
+    for i in tqdm(steps, desc=f"sampling ({config.name})", disable=not progress, leave=False):
+        gamma_t, gamma_prev = gammas[i], gammas[i + 1]
+        eps, x0 = denoise(y, gamma_t)
+        if config.name in ("paper", "ancestral"):
+            z = randn(y.shape, generator, device) if gamma_prev < 1.0 else torch.zeros_like(y)
+            y = ancestral_step(y, eps, gamma_t, gamma_prev, config.variance, z)
+        elif config.name == "ddim":
+            z = randn(y.shape, generator, device) if config.eta > 0 and gamma_prev < 1.0 else torch.zeros_like(y)
+            y = ddim_step(y, eps, x0, gamma_t, gamma_prev, config.eta, z)
+        else:
+            y = dpm_solver_pp_2m_step(y, x0, x0_previous, gammas, i)
+            x0_previous = x0
+        y = keep_known_pixels(y, source, mask)
+    return y
