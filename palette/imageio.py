@@ -1,0 +1,236 @@
+"""Reading and writing images and masks, and converting them to and from tensors.
+
+Conventions (docs/architecture.md): images on disk are 8-bit RGB PNG; in tensors they are
+float32 ``[3, H, W]`` in [-1, 1]. Masks on disk are 8-bit grayscale PNG with 255 = missing; in
+numpy they are ``bool [H, W]`` with True = missing.
+
+``load_image`` accepts whatever a user may hand us and always returns ``uint8 [H, W, 3]`` RGB:
+
+- grayscale (L, 1-bit, 32-bit integer, float) is replicated to three channels;
+- palette (P) images are expanded through their palette;
+- images with alpha (LA, RGBA, PA, P with transparency) are composited onto WHITE, the way a
+  browser shows them, so that transparent regions do not turn into arbitrary colours;
+- 16-bit images (grayscale I;16 or 16-bit RGB / RGBA PNG) are scaled to 8 bits with
+  ``round(v / 257)`` (65535 -> 255), not clipped and not truncated to the high byte;
+- the EXIF orientation tag is applied, so camera photos come out upright.
+
+A file that cannot be decoded completely raises ``ImageLoadError`` naming the file and the
+reason. Truncated files are always an error: Pillow's global ``ImageFile.LOAD_TRUNCATED_IMAGES``
+(which some libraries switch on, and which makes Pillow pad a truncated image with grey) is
+forced off for the duration of our decode.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageFile, ImageOps
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+"""File name endings (case-insensitive) that ``list_images`` accepts."""
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_truncation_flag_lock = threading.Lock()
+
+
+class ImageLoadError(ValueError):
+    """An image or mask file could not be read completely; the message names file and reason."""
+
+
+def _fail(path: Path, reason: str, cause: Exception | None = None) -> ImageLoadError:
+    detail = f"{reason}: {cause}" if cause is not None else reason
+    return ImageLoadError(f"cannot load image {str(path)!r}: {detail}")
+
+
+def _is_16bit_png(path: Path) -> bool:
+    """Read the bit depth from the PNG header (IHDR starts at byte 8; bit depth is byte 24)."""
+    with open(path, "rb") as handle:
+        header = handle.read(25)
+    return len(header) == 25 and header[:8] == _PNG_SIGNATURE and header[24] == 16
+
+
+def _decode_with_pillow(path: Path) -> Image.Image:
+    """Verify the file's structure, then decode it fully with truncation treated as an error."""
+    try:
+        with Image.open(path) as probe:
+            probe.verify()  # checks chunk CRCs / structure without decoding pixels
+    except Exception as error:  # Pillow raises many types (SyntaxError, OSError, ...)
+        raise _fail(path, "not a readable image (verify failed)", error) from error
+    with _truncation_flag_lock:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            image = Image.open(path)
+            image.load()
+        except Exception as error:
+            raise _fail(path, "decoding failed (truncated or corrupt)", error) from error
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block should not make a decodable image unreadable
+        return image
+
+
+def _composite_on_white(rgb: np.ndarray, alpha: np.ndarray, alpha_max: float) -> np.ndarray:
+    """Alpha-composite ``rgb`` (float, any scale) onto white; returns float in rgb's scale."""
+    weight = alpha.astype(np.float64)[..., None] / alpha_max
+    white = float(alpha_max)
+    return rgb.astype(np.float64) * weight + white * (1.0 - weight)
+
+
+def _sixteen_bit_to_uint8(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(values.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+
+
+def _load_16bit_png(path: Path) -> np.ndarray:
+    """16-bit PNGs through OpenCV, which keeps all 16 bits of every channel."""
+    import cv2
+
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if data is None or data.dtype != np.uint16:
+        raise _fail(path, "OpenCV could not decode the 16-bit PNG")
+    if data.ndim == 2:
+        rgb = np.repeat(data[..., None], 3, axis=2).astype(np.float64)
+    elif data.shape[2] == 2:  # gray + alpha
+        rgb = _composite_on_white(np.repeat(data[..., :1], 3, axis=2), data[..., 1], 65535.0)
+    elif data.shape[2] == 3:
+        rgb = data[..., ::-1].astype(np.float64)  # BGR -> RGB
+    elif data.shape[2] == 4:
+        rgb = _composite_on_white(data[..., 2::-1], data[..., 3], 65535.0)
+    else:
+        raise _fail(path, f"unsupported channel count {data.shape[2]}")
+    return _sixteen_bit_to_uint8(rgb)
+
+
+def _pillow_to_rgb(image: Image.Image, path: Path) -> np.ndarray:
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.repeat(_sixteen_bit_to_uint8(np.asarray(image))[..., None], 3, axis=2)
+    if mode == "I":
+        # 32-bit integer images come from 16-bit grayscale files on older Pillow; scale as 16-bit.
+        values = np.clip(np.asarray(image, dtype=np.float64), 0, 65535)
+        return np.repeat(_sixteen_bit_to_uint8(values)[..., None], 3, axis=2)
+    if mode == "P":
+        image = image.convert("RGBA") if "transparency" in image.info else image.convert("RGB")
+        mode = image.mode
+    if mode in ("LA", "PA", "La", "RGBa"):
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode == "RGBA":
+        array = np.asarray(image)
+        blended = _composite_on_white(array[..., :3], array[..., 3], 255.0)
+        return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    if mode != "RGB":
+        image = image.convert("RGB")
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise _fail(path, f"unexpected decoded array {array.dtype} {array.shape} (mode {mode})")
+    return np.ascontiguousarray(array)
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as ``uint8 [H, W, 3]`` RGB (see the module docstring for conversions).
+
+    Raises ``ImageLoadError`` (a ValueError) naming the file when it is missing, not an image,
+    corrupt or truncated.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _fail(path, "no such file")
+    image = _decode_with_pillow(path)  # always: verifies and fully decodes, even 16-bit PNGs
+    if _is_16bit_png(path):
+        return _load_16bit_png(path)
+    return _pillow_to_rgb(image, path)
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """``uint8 [H, W, 3]`` -> float32 ``[3, H, W]`` in [-1, 1] (0 -> -1, 255 -> 1)."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
+        raise ValueError(f"to_tensor expects a uint8 [H, W, C] array, got {getattr(image, 'dtype', type(image))} "
+                         f"{getattr(image, 'shape', '')}")
+    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(torch.float32)
+    return tensor / 127.5 - 1.0
+
+
+def to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """float ``[C, H, W]`` in [-1, 1] -> ``uint8 [H, W, C]`` (rounded to nearest, clamped)."""
+    if not isinstance(tensor, torch.Tensor) or tensor.ndim != 3:
+        raise ValueError(f"to_uint8 expects a [C, H, W] tensor, got {type(tensor).__name__} "
+                         f"{tuple(getattr(tensor, 'shape', ()))}")
+    values = ((tensor.detach().to("cpu", torch.float32) + 1.0) * 127.5).round().clamp(0, 255)
+    return values.to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+def _atomic_write_png(path: Path, image: Image.Image) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            image.save(handle, format="PNG")
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray | torch.Tensor) -> Path:
+    """Save as 8-bit PNG, creating parent folders; the write is atomic (temp file + rename).
+
+    ``image`` is either ``uint8 [H, W, 3]`` / ``[H, W]`` numpy, or a float tensor ``[3, H, W]`` /
+    ``[1, H, W]`` in [-1, 1] (converted with ``to_uint8``).
+    """
+    path = Path(path)
+    if isinstance(image, torch.Tensor):
+        image = to_uint8(image)
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise ValueError(f"save_image expects uint8 numpy or a [-1, 1] tensor, got "
+                         f"{getattr(image, 'dtype', type(image))}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise ValueError(f"save_image expects [H, W, 3] or [H, W], got shape {image.shape}")
+    _atomic_write_png(path, Image.fromarray(np.ascontiguousarray(image)))
+    return path
+
+
+def save_mask(path: str | os.PathLike, mask: np.ndarray | torch.Tensor) -> Path:
+    """Save a mask (bool/0-1 ``[H, W]`` or ``[1, H, W]``, 1 = missing) as PNG with 255 = missing."""
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[0] == 1:
+        mask = mask[0]
+    if mask.ndim != 2:
+        raise ValueError(f"save_mask expects [H, W] or [1, H, W], got shape {mask.shape}")
+    pixels = np.where(mask > 0.5, 255, 0).astype(np.uint8)
+    path = Path(path)
+    _atomic_write_png(path, Image.fromarray(pixels))
+    return path
+
+
+def load_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask image as ``bool [H, W]`` (True = missing: pixels >= 128 after gray conversion)."""
+    rgb = load_image(path)
+    gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return gray >= 127.5
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Image files in ``folder`` (endings in ``IMAGE_EXTENSIONS``, any case), sorted by path.
+
+    Hidden files (such as our own ``.NAME.tmp`` partial writes) are skipped.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {str(folder)!r} does not exist")
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in candidates
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
