@@ -1,0 +1,357 @@
+"""Data: the installed demo photos, multi-scale crops, splits, the training dataset, evaluation sets.
+
+- ``demo_photo_paths``: nine real everyday photos that install with the project's dependencies
+  (scikit-image, scikit-learn, matplotlib), found through importlib so no download is needed.
+- ``make_crops``: seeded multi-scale square crops of those photos, written as PNG.
+- ``split_files``: a seeded train / val / test split that keeps all crops of one photo in one
+  split, so no test crop overlaps a training crop; ``write_file_list`` / ``read_file_list``.
+- ``PairedDataset``: (source, target, mask) training or validation items. Everything random
+  about item ``index`` in epoch ``epoch`` comes from ``np.random.default_rng([seed, epoch,
+  index])``, so an item depends only on (seed, epoch, index): not on the worker count, the
+  worker that loads it, or what was loaded before. Training resumes to the bit.
+- ``write_evaluation_set`` writes the fixed, seeded inputs of one evaluation task variant
+  (``DIR/source``, ``DIR/target``, ``DIR/mask`` for masked tasks); ``EvaluationSet`` and
+  ``load_evaluation_pair`` read them back for the samplers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from palette import degradations, masks
+from palette.imageio import load_image, load_mask, save_image, save_mask, to_tensor
+
+# (package, path inside the package): everyday scenes only (no microscopy, astronomy, charts).
+DEMO_PHOTOS = (
+    ("skimage", "data/astronaut.png"),
+    ("skimage", "data/chelsea.png"),
+    ("skimage", "data/coffee.png"),
+    ("skimage", "data/rocket.jpg"),
+    ("skimage", "data/motorcycle_left.png"),
+    ("skimage", "data/motorcycle_right.png"),
+    ("sklearn", "datasets/images/china.jpg"),
+    ("sklearn", "datasets/images/flower.jpg"),
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+)
+
+CROP_GROUP_SEPARATOR = "__"
+"""Crop files are named ``PHOTO__sSCALE_K.png``; the part before ``__`` names the photo."""
+
+SAME_SCENE = {"motorcycle_left": "motorcycle", "motorcycle_right": "motorcycle"}
+"""Photos of one scene (scikit-image's motorcycle stereo pair), kept in one split together."""
+
+
+def demo_photo_paths() -> list[Path]:
+    """Paths of the nine demo photos; FileNotFoundError naming the package if any is missing."""
+    paths, missing = [], []
+    for package, relative in DEMO_PHOTOS:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            missing.append(f"{relative} (package {package!r} is not installed)")
+            continue
+        path = Path(list(spec.submodule_search_locations)[0]) / relative
+        if not path.is_file():
+            missing.append(f"{relative} (not in {package!r} at {path.parent})")
+            continue
+        paths.append(path)
+    if missing:
+        raise FileNotFoundError("demo photos missing: " + "; ".join(missing) + ". Install the "
+                                "project's dependencies (pip install -e .) with their data files.")
+    return paths
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize ``uint8 [H, W, 3]``: area averaging when shrinking (antialiased), bicubic when growing."""
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = height <= image.shape[0] and width <= image.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def center_square_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The largest centred square, resized to ``size`` (Palette's evaluation preprocessing)."""
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return resize(image[top:top + side, left:left + side], size, size)
+
+
+def _unique_stems(paths) -> list[str]:
+    """File stems, with ``_2``, ``_3`` ... appended where two files share a stem."""
+    seen: set[str] = set()
+    stems = []
+    for path in paths:
+        stem = candidate = Path(path).stem
+        counter = 2
+        while candidate in seen:
+            candidate = f"{stem}_{counter}"
+            counter += 1
+        seen.add(candidate)
+        stems.append(candidate)
+    return stems
+
+
+def make_crops(photo_paths, out_dir: str | os.PathLike, crop_size: int = 64,
+               scales=(1.0, 0.5, 0.25), crops_per_scale: int = 24, seed: int = 0) -> list[Path]:
+    """Cut seeded multi-scale square crops and write them as ``crop_size`` PNGs; returns their paths.
+
+    At scale ``s`` a square of side ``s * (the photo's shorter side)`` is placed uniformly at
+    random and resized to ``crop_size`` (area averaging), so scale 1 sees the whole scene and
+    0.25 a detail. Crop ``k`` of photo ``p`` at scale ``j`` is drawn from
+    ``default_rng([seed, p, j])``; a window drawn twice (scale 1 of a square photo has only one
+    position) is written once, so a scale may give fewer than ``crops_per_scale`` files.
+    Files are named ``PHOTO__sPERCENT_K.png`` (PHOTO = the photo's stem, made unique).
+    With the nine demo photos and the defaults this gives about 600 crops.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    photo_paths = [Path(p) for p in photo_paths]
+    for photo_index, (path, stem) in enumerate(zip(photo_paths, _unique_stems(photo_paths))):
+        photo = load_image(path)
+        height, width = photo.shape[:2]
+        for scale_index, scale in enumerate(scales):
+            if not 0 < scale <= 1:
+                raise ValueError(f"crop scales must be in (0, 1], got {scale}")
+            side = max(1, int(round(scale * min(height, width))))
+            rng = np.random.default_rng([seed, photo_index, scale_index])
+            windows = set()
+            for k in range(crops_per_scale):
+                window = (int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1)))
+                if window in windows:
+                    continue
+                windows.add(window)
+                top, left = window
+                crop = resize(photo[top:top + side, left:left + side], crop_size, crop_size)
+                name = f"{stem}{CROP_GROUP_SEPARATOR}s{round(scale * 100)}_{k:03d}.png"
+                written.append(save_image(out_dir / name, crop))
+    return written
+
+
+def _group_key(file: str) -> str:
+    """Files from one photo (or one scene, ``SAME_SCENE``) share a key: the crop name before
+    ``__``; files without ``__`` stand alone."""
+    path = Path(file)
+    if CROP_GROUP_SEPARATOR not in path.name:
+        return str(path)
+    prefix = path.name.split(CROP_GROUP_SEPARATOR)[0]
+    return str(path.parent / SAME_SCENE.get(prefix, prefix))
+
+
+def split_files(files, fractions: dict[str, float] | None = None, seed: int = 0) -> dict[str, list[str]]:
+    """Seeded split of ``files`` into named parts (default train 0.85 / val 0.05 / test 0.10).
+
+    Crops of one photo (same ``PHOTO__`` prefix and folder; the two motorcycle photos, a stereo
+    pair, count as one) always go to the same split: the
+    photos are shuffled with ``default_rng(seed)`` and each goes to the split furthest below
+    its target share of files, after every split with a positive fraction has received one
+    photo. With few photos the shares are therefore coarse (9 demo photos: at least one photo
+    each for val and test). Files that do not follow the crop naming are split one by one.
+    Returns sorted lists of strings; the same files and seed give the same split.
+    """
+    fractions = dict(fractions or {"train": 0.85, "val": 0.05, "test": 0.10})
+    if any(value < 0 for value in fractions.values()) or not np.isclose(sum(fractions.values()), 1.0):
+        raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
+    groups: dict[str, list[str]] = {}
+    for file in sorted(str(f) for f in files):
+        groups.setdefault(_group_key(file), []).append(file)
+    keys = sorted(groups)
+    order = np.random.default_rng(seed).permutation(len(keys))
+    total = sum(len(members) for members in groups.values())
+    splits: dict[str, list[str]] = {name: [] for name in fractions}
+    positive = [name for name, value in sorted(fractions.items(), key=lambda item: item[1]) if value > 0]
+    for position, key_index in enumerate(order):
+        members = groups[keys[key_index]]
+        if position < len(positive):
+            name = positive[position]  # smallest fractions first, so val/test are never empty
+        else:
+            name = max(positive, key=lambda n: fractions[n] * total - len(splits[n]))
+        splits[name].extend(members)
+    return {name: sorted(members) for name, members in splits.items()}
+
+
+def write_file_list(path: str | os.PathLike, files) -> Path:
+    """Write one path per line (atomically: temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(descriptor, "w") as handle:
+        handle.writelines(f"{file}\n" for file in files)
+    os.replace(temporary, path)
+    return path
+
+
+def read_file_list(path: str | os.PathLike) -> list[str]:
+    """Read a file list; blank lines and lines starting with ``#`` are skipped."""
+    lines = Path(path).read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def random_crop_and_flip(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Training augmentation: upscale if the shorter side is below ``size``, take a uniform
+    random ``size`` square, flip it left-right with probability 1/2."""
+    height, width = image.shape[:2]
+    if min(height, width) < size:
+        factor = size / min(height, width)
+        image = resize(image, max(size, round(height * factor)), max(size, round(width * factor)))
+        height, width = image.shape[:2]
+    top, left = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+    crop = image[top:top + size, left:left + size]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return np.ascontiguousarray(crop)
+
+
+class PairedDataset(Dataset):
+    """(source, target, mask) items of ``task`` from image files.
+
+    Each item is a dict: ``source`` and ``target`` float ``[3, S, S]`` in [-1, 1]; ``mask``
+    ``[1, S, S]`` (1 = missing), all zeros when the item has no mask (so the default collate
+    works for mixed multi-task batches; docs/architecture.md: an all-zeros mask means "no
+    mask"); ``has_mask`` (bool); ``name`` (the file's stem); ``index``.
+
+    ``train=True``: random crop of ``image_size`` (after upscaling when the shorter side is
+    smaller) and a random horizontal flip. ``train=False``: the largest centre square resized to
+    ``image_size``. In both modes the crop, flip and degradation of item ``index`` come from
+    ``np.random.default_rng([seed, epoch, index])``; call ``set_epoch`` at each epoch start.
+    Unreadable files raise ``ImageLoadError`` naming the file.
+    """
+
+    def __init__(self, files, task: str, image_size: int, seed: int = 0, train: bool = True):
+        degradations.task_uses_mask(task)  # validates the task name
+        self.files = [Path(f) for f in files]
+        if not self.files:
+            raise ValueError("PairedDataset needs at least one file")
+        self.task = task
+        self.image_size = int(image_size)
+        self.seed = int(seed)
+        self.train = train
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        image = load_image(self.files[index])
+        if self.train:
+            image = random_crop_and_flip(image, self.image_size, rng)
+        else:
+            image = center_square_crop(image, self.image_size)
+        source, target, mask = degradations.degrade(self.task, to_tensor(image), rng)
+        has_mask = mask is not None
+        if mask is None:
+            mask = torch.zeros((1, self.image_size, self.image_size), dtype=torch.float32)
+        return {"source": source, "target": target, "mask": mask, "has_mask": has_mask,
+                "name": self.files[index].stem, "index": int(index)}
+
+
+def _released_mask_kind(task: str) -> str | None:
+    kind = task[len("inpainting_"):] if task.startswith("inpainting_") else None
+    return kind if kind in masks.RELEASED_MASK_KEYS else None
+
+
+def write_evaluation_set(files, task: str, out_dir: str | os.PathLike, image_size: int,
+                         seed: int = 0, masks_file: str | os.PathLike | None = None,
+                         num_images: int | None = None) -> Path:
+    """Write the fixed inputs of one evaluation task variant and return ``out_dir``.
+
+    Layout: ``out_dir/source/NAME.png`` (the model's input; missing pixels written mid-grey,
+    the value 0 in [-1, 1]), ``out_dir/target/NAME.png`` (ground truth),
+    ``out_dir/mask/NAME.png`` for masked tasks (255 = missing), ``out_dir/names.txt`` (names in
+    input order) and ``out_dir/info.json`` (task, seed, size, mask origin). NAME is the input
+    file's stem, made unique. Images are centre square crops resized to ``image_size``; image
+    ``i`` is degraded with ``default_rng([seed, i])``. With ``masks_file`` (the paper's
+    released npz) the free-form inpainting variants use released mask ``i`` (nearest-neighbour
+    resized when ``image_size`` is not 256) instead of drawing one.
+    """
+    degradations.task_uses_mask(task)  # validates the task name
+    files = [Path(f) for f in files][:num_images]
+    if not files:
+        raise ValueError(f"no input images for evaluation set {task!r}")
+    out_dir = Path(out_dir)
+    released = None
+    kind = _released_mask_kind(task)
+    if masks_file is not None and kind is not None:
+        released = masks.load_released_masks(masks_file, kind)
+    names = _unique_stems(files)
+    for index, (path, name) in enumerate(zip(files, names)):
+        image = center_square_crop(load_image(path), image_size)
+        tensor = to_tensor(image)
+        if released is not None:
+            mask = released[index % len(released)].astype(np.uint8)
+            if mask.shape != (image_size, image_size):
+                mask = cv2.resize(mask, (image_size, image_size), interpolation=cv2.INTER_NEAREST)
+            mask_tensor = torch.from_numpy(mask.astype(bool)).float().unsqueeze(0)
+            source = tensor * (1 - mask_tensor)
+        else:
+            source, _, mask_tensor = degradations.degrade(task, tensor, np.random.default_rng([seed, index]))
+        save_image(out_dir / "source" / f"{name}.png", source)
+        save_image(out_dir / "target" / f"{name}.png", image)
+        if mask_tensor is not None:
+            save_mask(out_dir / "mask" / f"{name}.png", mask_tensor)
+    write_file_list(out_dir / "names.txt", names)
+    info = {"task": task, "seed": seed, "image_size": image_size, "count": len(names),
+            "masks": "released" if released is not None else ("seeded" if degradations.task_uses_mask(task) else None)}
+    (out_dir / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return out_dir
+
+
+def load_evaluation_pair(set_dir: str | os.PathLike, name: str) -> dict:
+    """One item of an evaluation set: dict(source, target, mask, has_mask, has_target, name).
+
+    The mask is all zeros when the set has no ``mask/`` folder; missing source pixels are set
+    back to exactly 0 (they are stored as mid-grey, 128, which reads as 1/255). A set without
+    ``target/`` (the user's own inputs) gives an all-zeros target and ``has_target`` False.
+    """
+    set_dir = Path(set_dir)
+    source = to_tensor(load_image(set_dir / "source" / f"{name}.png"))
+    size = source.shape[-2:]
+    mask_path = set_dir / "mask" / f"{name}.png"
+    has_mask = (set_dir / "mask").is_dir()
+    if has_mask:
+        if not mask_path.exists():
+            raise FileNotFoundError(f"{set_dir} has a mask folder but no {mask_path.name} for {name!r}")
+        mask = torch.from_numpy(load_mask(mask_path)).float().unsqueeze(0)
+        source = source * (1 - mask)
+    else:
+        mask = torch.zeros((1, *size))
+    target_path = set_dir / "target" / f"{name}.png"
+    has_target = target_path.exists()
+    target = to_tensor(load_image(target_path)) if has_target else torch.zeros_like(source)
+    return {"source": source, "target": target, "mask": mask, "has_mask": has_mask,
+            "has_target": has_target, "name": name}
+
+
+class EvaluationSet(Dataset):
+    """The items of a folder written by ``write_evaluation_set`` (or laid out the same way),
+    in the order of ``names.txt`` when present, else sorted by name."""
+
+    def __init__(self, set_dir: str | os.PathLike):
+        self.set_dir = Path(set_dir)
+        names_file = self.set_dir / "names.txt"
+        if names_file.exists():
+            self.names = read_file_list(names_file)
+        elif (self.set_dir / "source").is_dir():
+            self.names = sorted(p.stem for p in (self.set_dir / "source").glob("*.png"))
+        else:
+            raise FileNotFoundError(f"{self.set_dir} is not an evaluation set (no source/ folder)")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> dict:
+        return load_evaluation_pair(self.set_dir, self.names[index])
