@@ -1,0 +1,30 @@
+"""Palette: Image-to-Image Diffusion Models (Saharia et al. 2022), reproduced as a DAG.
+
+Stages, one rule file each, in the order of the paper's method section:
+data (images and splits) -> degrade (fixed evaluation inputs per task variant) -> train (one
+model per experiment) -> sample (experiment x task variant x sampler) -> evaluate (metrics and
+one table per experiment) -> report (results/report.html).
+
+    snakemake --cores 2                                   # the default demo (config.yaml)
+    snakemake --cores 8 --resources gpu=4                 # local GPUs, one leased per job
+    snakemake -n --configfile config/presets/imagenet.yaml
+    snakemake --workflow-profile profiles/slurm --configfile config/presets/places2.yaml
+"""
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/degrade.smk"
+include: "rules/train.smk"
+include: "rules/sample.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        f"{RESULTS}/report.html",
+    default_target: True

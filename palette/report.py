@@ -1,0 +1,544 @@
+"""The workflow's report: tables beside the paper's numbers, figures, and one self-contained HTML page.
+
+The workflow's report rules call these functions:
+- `experiment_table` gathers one experiment's metrics JSON files into a table (TSV);
+- `plot_training_curves`, `plot_quality_vs_steps`, `plot_samples` draw the figures (PNG) that
+  both `results/report.html` and `snakemake --report` show;
+- `paper_tables` lines this run's numbers up with the paper's (PAPER.md, "Target numbers");
+- `render_report` writes the HTML page from `templates/report.html.j2`, with every image
+  embedded as a base64 data URI so that the file reads offline and can be mailed around.
+
+Nothing here imports torch: the report jobs are light.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import json
+import math
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
+
+# The paper's headline metrics and the keys under which palette.metrics reports them.
+PAPER_METRICS = {"FID": "fid", "IS": "is", "CA": "ca", "PD": "pd", "LPIPS diversity": "lpips_diversity"}
+LOWER_IS_BETTER = {"fid", "pd"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics files and tables
+# ---------------------------------------------------------------------------------------------
+
+
+def flatten_metrics(values: dict, prefix: str = "") -> dict:
+    """Numbers (and short strings) from a metrics JSON, nested keys joined with '.'."""
+    flat = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_metrics(value, name + "."))
+        elif isinstance(value, bool):
+            flat[name] = value
+        elif isinstance(value, (int, float)):
+            flat[name] = float(value)
+        elif isinstance(value, str) and len(value) <= 200:
+            flat[name] = value
+    return flat
+
+
+def metric_value(flat: dict, metric: str) -> float | None:
+    """A headline metric from flattened metrics: `fid` or `fid.value`, whichever is a number."""
+    for key in (metric, f"{metric}.value", f"{metric}.mean"):
+        value = flat.get(key)
+        if isinstance(value, float) and math.isfinite(value):
+            return value
+    return None
+
+
+def load_metrics(paths) -> list[dict]:
+    return [flatten_metrics(json.loads(Path(path).read_text())) for path in paths]
+
+
+def experiment_table(metric_paths) -> pd.DataFrame:
+    """One row per task variant and sampler, one column per numeric metric."""
+    rows = load_metrics(metric_paths)
+    table = pd.DataFrame(rows)
+    leading = [c for c in ("experiment", "task", "sampler") if c in table.columns]
+    numeric = [c for c in table.columns if c not in leading and pd.api.types.is_numeric_dtype(table[c])]
+    return table[leading + sorted(numeric)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's numbers (PAPER.md, "Target numbers", ImageNet unless said)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PaperRow:
+    """One row of a paper table: where our number comes from, and the paper's."""
+
+    label: str
+    paper: dict  # metric key -> number
+    role: str | None = None  # our experiment's role; None = a paper-only row (prior work, ground truth)
+    train_task: str | None = None
+    task: str | None = None  # evaluation task variant; None = the experiment's first
+
+
+@dataclass
+class PaperTable:
+    title: str
+    note: str
+    metrics: list
+    rows: list = field(default_factory=list)
+
+
+def _numbers(fid=None, inception=None, ca=None, pd_=None, lpips=None) -> dict:
+    values = {"fid": fid, "is": inception, "ca": ca, "pd": pd_, "lpips_diversity": lpips}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+PAPER_TABLES = [
+    PaperTable(
+        "Colorization (paper Table 1)",
+        "ImageNet ctest10k, FID-5K. Prior work FID-5K: pix2pix 24.41, PixColor 24.32, ColTran 19.37. Paper fool rate 47.8 %.",
+        ["fid", "is", "ca", "pd"],
+        [
+            PaperRow("Palette", _numbers(15.78, 200.8, 72.5, 46.2), "task_model", "colorization", "colorization"),
+            PaperRow("Regression (L2)", _numbers(17.89, 169.8, 68.2, 60.0), "regression", "colorization", "colorization"),
+            PaperRow("Original images", _numbers(14.68, 229.6, 75.6, 0.0)),
+        ],
+    ),
+    PaperTable(
+        "Inpainting (paper Table 2)",
+        "ImageNet; Places2 10-20 % free-form: FID 11.6, PD 22.1 (ground truth 11.4).",
+        ["fid", "is", "ca", "pd"],
+        [
+            PaperRow("Palette, 10-20 % free-form", _numbers(5.1, 221.0, 73.8, 15.6), "task_model", "inpainting", "inpainting_freeform_10_20"),
+            PaperRow("Palette, 20-30 % free-form", _numbers(5.2, 208.6, 72.6, 27.4), "task_model", "inpainting", "inpainting_freeform_20_30"),
+            PaperRow("Palette, 30-40 % free-form", _numbers(5.5, 195.2, 71.4, 39.9), "task_model", "inpainting", "inpainting_freeform_30_40"),
+            PaperRow("Palette, 128x128 centre", _numbers(6.4, 173.3, 69.7, 58.8), "task_model", "inpainting", "inpainting_center"),
+            PaperRow("Ground truth", _numbers(5.1, 231.6, 74.6, 0.0)),
+        ],
+    ),
+    PaperTable(
+        "Uncropping (paper Table 3)",
+        "ImageNet, right half extended; Places2: Palette FID 3.53, PD 103.3.",
+        ["fid", "is", "ca", "pd"],
+        [
+            PaperRow("Palette", _numbers(5.8, 138.1, 63.4, 85.9), "task_model", "uncropping", "uncropping_right"),
+            PaperRow("Boundless (GAN)", _numbers(18.7, 104.1, 58.8, 127.9)),
+        ],
+    ),
+    PaperTable(
+        "JPEG restoration (paper Table 4)",
+        "ImageNet, FID-5K.",
+        ["fid", "is", "ca", "pd"],
+        [
+            PaperRow(f"{name}, QF {quality}", numbers, role, "jpeg", f"jpeg_q{quality}")
+            for name, role, per_quality in (
+                ("Palette", "task_model", {5: (8.3, 133.6, 64.2, 95.5), 10: (5.4, 180.5, 70.7, 58.3), 20: (4.3, 208.7, 73.5, 37.1)}),
+                ("Regression (L2)", "regression", {5: (29.0, 73.9, 52.8, 155.4), 10: (18.0, 117.2, 63.5, 102.2), 20: (11.5, 158.7, 69.7, 65.4)}),
+            )
+            for quality, numbers in ((q, _numbers(*v)) for q, v in per_quality.items())
+        ],
+    ),
+    PaperTable(
+        "Multi-task model (paper Table 6)",
+        "The blind model versus the specialists; the paper gives the specialist's number for JPEG QF 5 only.",
+        ["fid"],
+        [
+            PaperRow("Multi-task, JPEG QF 5", _numbers(7.0), "multitask", "multitask", "jpeg_q5"),
+            PaperRow("Specialist, JPEG QF 5", _numbers(8.3), "task_model", "jpeg", "jpeg_q5"),
+            PaperRow("Multi-task, 128x128 centre inpainting", _numbers(6.8), "multitask", "multitask", "inpainting_center"),
+            PaperRow("Specialist, 128x128 centre inpainting", {}, "task_model", "inpainting", "inpainting_center"),
+            PaperRow("Multi-task, colorization", _numbers(3.7), "multitask", "multitask", "colorization"),
+            PaperRow("Specialist, colorization", {}, "task_model", "colorization", "colorization"),
+        ],
+    ),
+    PaperTable(
+        "L1 versus L2 loss (paper Table 7)",
+        "Diversity is LPIPS between samples of one input: L2 gives more diverse samples.",
+        ["fid", "pd", "lpips_diversity"],
+        [
+            PaperRow("Inpainting, L1", _numbers(3.6, pd_=41.9, lpips=0.11), "loss_l1", "inpainting"),
+            PaperRow("Inpainting, L2", _numbers(3.6, pd_=43.8, lpips=0.13), "task_model", "inpainting", "@loss_l1"),
+            PaperRow("Colorization, L1", _numbers(3.4, pd_=45.8, lpips=0.09), "loss_l1", "colorization"),
+            PaperRow("Colorization, L2", _numbers(3.4, pd_=48.0, lpips=0.15), "task_model", "colorization", "@loss_l1"),
+        ],
+    ),
+    PaperTable(
+        "Self-attention ablation (paper Table 8)",
+        "Inpainting, 500k steps, batch 512, ImageNet.",
+        ["fid", "is", "pd"],
+        [
+            PaperRow("Global self-attention", _numbers(7.4, 164.8, pd_=67.1), "task_model", "inpainting", "@attention_local"),
+            PaperRow("Local self-attention", _numbers(9.4, 149.8, pd_=78.2), "attention_local", "inpainting"),
+            PaperRow("No attention, 2x res blocks", _numbers(8.1, 157.1, pd_=71.9), "attention_none", "inpainting"),
+            PaperRow("Dilated convolutions", _numbers(8.0, 157.5, pd_=70.6), "attention_dilated", "inpainting"),
+        ],
+    ),
+]
+
+
+def _find_run(row: PaperRow, experiments: dict, shown_samplers: dict) -> tuple[str, str, str] | None:
+    """(experiment, task, sampler) of ours that fills `row`, or None when the config has none.
+
+    A task written "@role" means "the task variant the experiment with that role is evaluated
+    on", so that a baseline row is scored on the same inputs as the ablation it is compared to.
+    """
+    task = row.task
+    if task and task.startswith("@"):
+        partner = _find_run(PaperRow("", {}, task[1:], row.train_task), experiments, shown_samplers)
+        if partner is None:
+            return None
+        task = partner[1]
+    for name, settings in experiments.items():
+        if settings.get("role", "task_model") != row.role or settings["train"]["task"] != row.train_task:
+            continue
+        candidate = task or settings["evaluate_on"][0]
+        if candidate in settings["evaluate_on"] and (name, candidate) in shown_samplers:
+            return name, candidate, shown_samplers[(name, candidate)]
+    return None
+
+
+def paper_tables(experiments: dict, metrics: dict, shown_samplers: dict) -> list[dict]:
+    """The paper's tables with our numbers beside the paper's.
+
+    `metrics` maps (experiment, task, sampler) to flattened metrics; `shown_samplers` maps
+    (experiment, task) to the sampler whose numbers stand for that pair.
+    """
+    tables = []
+    for table in PAPER_TABLES:
+        rows = []
+        for row in table.rows:
+            run = _find_run(row, experiments, shown_samplers) if row.role else None
+            ours = metrics.get(run, {}) if run else {}
+            cells = []
+            for metric in table.metrics:
+                paper_value = row.paper.get(metric)
+                our_value = metric_value(ours, metric) if run else None
+                cells.append({"paper": paper_value, "ours": our_value, "unavailable": _unavailable_reason(ours, metric) if run else None})
+            rows.append(
+                {
+                    "label": row.label,
+                    "run": None if run is None else {"experiment": run[0], "task": run[1], "sampler": run[2]},
+                    "paper_only": row.role is None,
+                    "cells": cells,
+                }
+            )
+        tables.append({"title": table.title, "note": table.note, "metrics": [_metric_label(m) for m in table.metrics], "rows": rows})
+    return tables
+
+
+def _metric_label(metric: str) -> str:
+    labels = {value: key for key, value in PAPER_METRICS.items()}
+    arrow = " (lower is better)" if metric in LOWER_IS_BETTER else ""
+    return labels.get(metric, metric) + arrow
+
+
+def _unavailable_reason(flat: dict, metric: str) -> str | None:
+    for key in (f"{metric}.reason", f"{metric}.unavailable", f"{metric}.error"):
+        if isinstance(flat.get(key), str):
+            return flat[key]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+
+
+def read_training_log(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path)
+
+
+def plot_training_curves(csv_paths, names, out_path: str | Path) -> Path:
+    """Loss against step for every experiment (one panel per objective: scales differ)."""
+    logs = [(name, read_training_log(path)) for name, path in zip(names, csv_paths)]
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for name, log in logs:
+        if {"step", "loss"} <= set(log.columns) and len(log):
+            ax.plot(log["step"], log["loss"], label=name, linewidth=1.2)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("Training loss (log scale)")
+    fig.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+def plot_quality_vs_steps(metric_paths, samplers, sampler_settings: dict, out_path: str | Path) -> Path:
+    """Each headline metric against refinement steps, one line per sampler family."""
+    points: dict[str, list] = {}
+    loaded = dict(zip(samplers, load_metrics(metric_paths)))
+    available = [m for m in ("fid", "pd", "lpips_diversity", "psnr", "ssim") if any(metric_value(v, m) is not None for v in loaded.values())]
+    for name, flat in loaded.items():
+        settings = sampler_settings[name]
+        points.setdefault(settings["name"], []).append((settings.get("steps", 1000), name, flat))
+    fig, axes = plt.subplots(1, max(1, len(available)), figsize=(4.2 * max(1, len(available)), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], available):
+        for family, entries in sorted(points.items()):
+            entries = sorted(entries, key=lambda entry: entry[0])
+            xs = [steps for steps, _, flat in entries if metric_value(flat, metric) is not None]
+            ys = [metric_value(flat, metric) for _, _, flat in entries if metric_value(flat, metric) is not None]
+            ax.plot(xs, ys, marker="o", label=family)
+        ax.set_xscale("log")
+        ax.set_xlabel("refinement steps")
+        ax.set_ylabel(metric + (" (lower is better)" if metric in LOWER_IS_BETTER else ""))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    if not available:
+        axes[0][0].text(0.5, 0.5, "no numeric metric in the sweep", ha="center", va="center")
+    fig.suptitle("Quality against sampling steps")
+    fig.tight_layout()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+def _load_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _show_input(set_dir: Path, name: str) -> np.ndarray:
+    """The model's input as a person should see it: masked pixels drawn in grey."""
+    source = _load_rgb(set_dir / "source" / f"{name}.png").copy()
+    mask_path = set_dir / "mask" / f"{name}.png"
+    if mask_path.exists():
+        with Image.open(mask_path) as mask_image:
+            mask = np.asarray(mask_image.convert("L")) > 127
+        source[mask] = 128
+    return source
+
+
+def _sample_folders(samples_dir: Path) -> list[Path]:
+    return sorted((p for p in samples_dir.glob("sample_*") if p.is_dir()), key=lambda p: int(p.name.split("_")[1]))
+
+
+def plot_samples(set_dir, samples_dir, grid_path, diversity_path, grid_images: int = 4) -> tuple[Path, Path]:
+    """Grid: one row per input (input | samples | ground truth); strip: one input, every sample."""
+    set_dir, samples_dir = Path(set_dir), Path(samples_dir)
+    names = sorted(p.stem for p in (set_dir / "target").glob("*.png"))[:grid_images]
+    folders = _sample_folders(samples_dir)
+    columns = ["input"] + [f"sample {f.name.split('_')[1]}" for f in folders] + ["ground truth"]
+    fig, axes = plt.subplots(len(names), len(columns), figsize=(1.6 * len(columns), 1.6 * len(names)), squeeze=False)
+    for row, name in enumerate(names):
+        images = [_show_input(set_dir, name)] + [_load_rgb(f / f"{name}.png") for f in folders] + [_load_rgb(set_dir / "target" / f"{name}.png")]
+        for col, image in enumerate(images):
+            ax = axes[row][col]
+            ax.imshow(image, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(columns[col], fontsize=8)
+    fig.tight_layout()
+    grid_path = Path(grid_path)
+    grid_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(grid_path, dpi=100)
+    plt.close(fig)
+
+    name = names[0]
+    strip = [_show_input(set_dir, name)] + [_load_rgb(f / f"{name}.png") for f in folders]
+    fig, axes = plt.subplots(1, len(strip), figsize=(1.8 * len(strip), 2.0), squeeze=False)
+    for col, image in enumerate(strip):
+        ax = axes[0][col]
+        ax.imshow(image, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title("input" if col == 0 else f"sample {col - 1}", fontsize=8)
+    fig.tight_layout()
+    diversity_path = Path(diversity_path)
+    diversity_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(diversity_path, dpi=100)
+    plt.close(fig)
+    return grid_path, diversity_path
+
+
+# ---------------------------------------------------------------------------------------------
+# Run metadata
+# ---------------------------------------------------------------------------------------------
+
+
+def git_commit(directory: str | Path = ".") -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=directory, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown (git not available)"
+    if commit.returncode != 0:
+        return "unknown (not a git checkout)"
+    return commit.stdout.strip() + (" (working tree has uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def hardware_summary() -> dict:
+    info = {"machine": platform.machine(), "system": f"{platform.system()} {platform.release()}", "python": platform.python_version(), "cpus": os.cpu_count()}
+    cpu_model = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info["cpu"] = cpu_model or platform.processor() or "unknown"
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+        gpus = [line.strip() for line in listing.stdout.splitlines() if line.startswith("GPU ")]
+    except (OSError, subprocess.TimeoutExpired):
+        gpus = []
+    info["gpus"] = gpus or ["none visible to the report job"]
+    return info
+
+
+def stage_wall_times(benchmarks_dir: str | Path) -> list[dict]:
+    """Wall time per stage from Snakemake's benchmark files (benchmarks/STAGE/...tsv)."""
+    root = Path(benchmarks_dir)
+    stages: dict[str, dict] = {}
+    for path in sorted(root.rglob("*.tsv")):
+        stage = path.relative_to(root).parts[0]
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+        if not rows:
+            continue
+        seconds = float(rows[-1].get("s") or 0.0)
+        entry = stages.setdefault(stage, {"stage": stage, "jobs": 0, "seconds": 0.0, "longest": 0.0, "longest_job": ""})
+        entry["jobs"] += 1
+        entry["seconds"] += seconds
+        if seconds >= entry["longest"]:
+            entry["longest"], entry["longest_job"] = seconds, str(path.relative_to(root).with_suffix(""))
+    order = ["data", "degrade", "train", "sample", "evaluate"]
+    return sorted(stages.values(), key=lambda e: (order.index(e["stage"]) if e["stage"] in order else len(order), e["stage"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+# ---------------------------------------------------------------------------------------------
+
+
+def data_uri(path: str | Path) -> str:
+    path = Path(path)
+    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}[path.suffix.lower()]
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def render_report(out_path: str | Path, context: dict) -> Path:
+    """Render templates/report.html.j2 with `context` into one self-contained HTML file."""
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("palette", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["number"] = format_number
+    html = environment.get_template("report.html.j2").render(**context)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(html)
+    return out_path
+
+
+def format_number(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    value = float(value)
+    if not math.isfinite(value):
+        return "–"
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:.1f}"
+    if magnitude >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def build_report(
+    out_path,
+    *,
+    title: str,
+    dataset: dict,
+    experiments: dict,
+    runs: list,
+    samplers: dict,
+    sweep: dict | None,
+    metric_paths: list,
+    table_paths: list,
+    training_log_paths: list,
+    training_curves: str | Path,
+    quality_vs_steps: str | Path | None,
+    results_dir: str | Path,
+    benchmarks_dir: str | Path,
+    config_hash: str,
+) -> Path:
+    """Assemble everything the page shows and render it."""
+    results_dir = Path(results_dir)
+    metrics = {tuple(run): flat for run, flat in zip(runs, load_metrics(metric_paths))}
+    shown = {}
+    for experiment, task, sampler in runs:
+        shown.setdefault((experiment, task), sampler)
+    per_experiment = []
+    for name, settings in experiments.items():
+        table_path = next((p for p in table_paths if Path(p).stem == name), None)
+        table = pd.read_csv(table_path, sep="\t") if table_path else pd.DataFrame()
+        figures = []
+        for task in settings["evaluate_on"]:
+            grid = results_dir / "figures" / "samples" / name / f"{task}.png"
+            strip = results_dir / "figures" / "diversity" / name / f"{task}.png"
+            figures.append({"task": task, "sampler": shown.get((name, task)), "grid": data_uri(grid) if grid.exists() else None, "diversity": data_uri(strip) if strip.exists() else None})
+        log_path = next((p for p in training_log_paths if Path(p).stem == name), None)
+        last = read_training_log(log_path).tail(1).to_dict("records") if log_path else []
+        per_experiment.append(
+            {
+                "name": name,
+                "role": settings.get("role", "task_model"),
+                "description": settings.get("description", ""),
+                "train": settings["train"],
+                "columns": list(table.columns),
+                "rows": [[format_number(v) if not isinstance(v, str) else v for v in row] for row in table.itertuples(index=False)],
+                "figures": figures,
+                "last_log": last[0] if last else {},
+            }
+        )
+    context = {
+        "title": title,
+        "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "dataset": dataset,
+        "paper_tables": paper_tables(experiments, metrics, shown),
+        "experiments": per_experiment,
+        "samplers": samplers,
+        "sweep": sweep,
+        "training_curves": data_uri(training_curves),
+        "quality_vs_steps": data_uri(quality_vs_steps) if quality_vs_steps else None,
+        "metadata": {
+            "commit": git_commit(),
+            "config_hash": config_hash,
+            "hardware": hardware_summary(),
+            "stages": stage_wall_times(benchmarks_dir),
+        },
+    }
+    return render_report(out_path, context)

@@ -1,0 +1,292 @@
+"""Getting the paper's data sets onto disk, checked: downloads, checksums, safe extraction, file lists.
+
+The workflow's data rules call these functions. Three data sets, three situations:
+
+- **Places2** (Places365-Standard, 256x256) is published as plain archives with known md5
+  digests: `download` fetches them atomically and checks the digest, `safe_extract` unpacks them.
+  The evaluation set `places10k` (PAPER.md: 10,950 validation images, 30 per class) is not
+  published as a list; `places10k_names` rebuilds it deterministically as the first 30
+  validation images of each class in the official validation list.
+- **ImageNet** (ILSVRC2012) and **CelebA-HQ** may not be downloaded by a script: their licences
+  require the user to fetch them. `check_imagenet_layout` / `check_celebahq_layout` look at
+  what the user placed and raise `DataLayoutError` with step-by-step instructions when it is
+  missing or incomplete. The ctest10k list (Larsson et al. 2016) is public and downloaded.
+
+Nothing here imports torch: the functions run in light jobs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+# Places365 archives and their md5 digests as published by the Places authors
+# (the same digests torchvision's Places365 loader checks).
+PLACES365_URL = "http://data.csail.mit.edu/places/places365/"
+PLACES365_ARCHIVES = {
+    "filelist_places365-standard.tar": "35a0585fee1fa656440f3ab298f8479c",
+    "val_256.tar": "e27b17d8d44f4af9a78502beb927f808",
+    "train_256_places365standard.tar": "53ca1c756c3d1e7809517cc47c5561c5",
+}
+# ILSVRC2012 validation archive, for a user who places the archive instead of the folder.
+IMAGENET_VAL_ARCHIVE = ("ILSVRC2012_img_val.tar", "29b22e2961454d5413ddabcf34fc5622")
+IMAGENET_VAL_NAME = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
+
+
+class DataLayoutError(RuntimeError):
+    """The data set on disk is missing or incomplete; the message says how to fix it."""
+
+
+class ChecksumError(RuntimeError):
+    """A downloaded or placed file does not have the recorded digest."""
+
+
+class UnsafeArchiveError(RuntimeError):
+    """An archive member would land outside the target folder, or is a link or device."""
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
+    """Hex digest of a file, read in chunks (archives are tens of GB)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_digest(path: str | Path, expected: str, algorithm: str) -> None:
+    actual = file_digest(path, algorithm)
+    if actual.lower() != expected.lower():
+        raise ChecksumError(
+            f"{path}: {algorithm} is {actual}, expected {expected}. The file is corrupt or "
+            "not the published one; delete it and run the workflow again."
+        )
+
+
+def download(url: str, destination: str | Path, md5: str | None = None, sha256: str | None = None) -> Path:
+    """Download `url` to `destination` atomically (temporary file, fsync, rename), then check it.
+
+    An already present file with the right digest is kept, so an interrupted workflow does not
+    fetch tens of GB again.
+    """
+    destination = Path(destination)
+    checks = [(algorithm, value) for algorithm, value in (("md5", md5), ("sha256", sha256)) if value]
+    if destination.exists() and checks:
+        try:
+            for algorithm, value in checks:
+                verify_digest(destination, value, algorithm)
+            return destination
+        except ChecksumError:
+            destination.unlink()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=destination.name + ".", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            shutil.copyfileobj(response, out, length=1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        for algorithm, value in checks:
+            verify_digest(temporary, value, algorithm)
+        os.replace(temporary, destination)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return destination
+
+
+def _safe_member_path(root: Path, name: str) -> Path:
+    """Where an archive member would land; refuse absolute names and names that climb out."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
+        raise UnsafeArchiveError(f"archive member {name!r} would be written outside {root}")
+    target = (root / pure).resolve()
+    if target != root and root not in target.parents:
+        raise UnsafeArchiveError(f"archive member {name!r} would be written outside {root}")
+    return target
+
+
+def safe_extract(archive: str | Path, destination: str | Path) -> list[Path]:
+    """Extract a tar (any compression) or zip archive into `destination`, refusing anything unsafe.
+
+    Refused: absolute member names, `..` components, symbolic and hard links, devices and FIFOs.
+    Every member is checked before anything is written, so a hostile archive leaves no trace.
+    Returns the regular files written.
+    """
+    archive, root = Path(archive), Path(destination)
+    root.mkdir(parents=True, exist_ok=True)
+    root = root.resolve()
+    written: list[Path] = []
+    if tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()
+            for member in members:
+                _safe_member_path(root, member.name)
+                if not (member.isfile() or member.isdir()):
+                    raise UnsafeArchiveError(
+                        f"archive member {member.name!r} is a link or special file; refusing to extract {archive}"
+                    )
+            for member in members:
+                target = _safe_member_path(root, member.name)
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                with source, open(target, "wb") as out:
+                    shutil.copyfileobj(source, out, length=1 << 20)
+                os.chmod(target, (member.mode & 0o755) | stat.S_IRUSR | stat.S_IWUSR)
+                written.append(target)
+        return written
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zipped:
+            infos = zipped.infolist()
+            for info in infos:
+                _safe_member_path(root, info.filename)
+                mode = info.external_attr >> 16
+                if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                    raise UnsafeArchiveError(
+                        f"archive member {info.filename!r} is a link or special file; refusing to extract {archive}"
+                    )
+            for info in infos:
+                target = _safe_member_path(root, info.filename)
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zipped.open(info) as source, open(target, "wb") as out:
+                    shutil.copyfileobj(source, out, length=1 << 20)
+                written.append(target)
+        return written
+    raise UnsafeArchiveError(f"{archive} is neither a tar nor a zip archive")
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files under `folder`, recursively, sorted (a deterministic order for splits)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def write_lines(path: str | Path, lines: list[str]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Places2
+# ---------------------------------------------------------------------------------------------
+
+
+def places10k_names(val_list: str | Path, per_class: int = 30) -> list[str]:
+    """The places10k evaluation subset: the first `per_class` validation images of every class.
+
+    `val_list` is `places365_val.txt` ("Places365_val_00000001.jpg 165" per line). The paper's
+    exact list is not published; this rebuild has the paper's size (365 x 30 = 10,950) and is
+    the same on every machine.
+    """
+    chosen: dict[int, list[str]] = {}
+    for line in Path(val_list).read_text().splitlines():
+        if not line.strip():
+            continue
+        name, label = line.split()[:2]
+        bucket = chosen.setdefault(int(label), [])
+        if len(bucket) < per_class:
+            bucket.append(name)
+    return [name for label in sorted(chosen) for name in chosen[label]]
+
+
+def places2_train_paths(train_list: str | Path, image_root: str | Path) -> list[str]:
+    """Training image paths from `places365_train_standard.txt` ("/a/airfield/00000001.jpg 0")."""
+    root = Path(image_root)
+    paths = []
+    for line in Path(train_list).read_text().splitlines():
+        if line.strip():
+            paths.append(str(root / line.split()[0].lstrip("/")))
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# ImageNet
+# ---------------------------------------------------------------------------------------------
+
+IMAGENET_INSTRUCTIONS = """\
+ImageNet (ILSVRC2012) cannot be downloaded automatically: its terms of access require each user
+to register and accept them at https://image-net.org/download.php. Then:
+  1. download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar;
+  2. unpack the training images as {root}/train/<wnid>/<name>.JPEG (one folder per class,
+     1,281,167 images); the validation images either as {root}/val/ILSVRC2012_val_XXXXXXXX.JPEG
+     (50,000 files, flat) or simply place ILSVRC2012_img_val.tar in {root}/ (md5
+     {val_md5}) and the workflow extracts it safely;
+  3. run the workflow again.
+"""
+
+
+def check_imagenet_layout(root: str | Path, expected_val: int = 50000, min_classes: int = 1000) -> None:
+    """Raise DataLayoutError with instructions unless `root` holds ILSVRC2012 train and val."""
+    root = Path(root)
+    instructions = IMAGENET_INSTRUCTIONS.format(root=root, val_md5=IMAGENET_VAL_ARCHIVE[1])
+    problems = []
+    train = root / "train"
+    classes = [p for p in train.iterdir() if p.is_dir()] if train.is_dir() else []
+    if len(classes) < min_classes:
+        problems.append(f"{train} has {len(classes)} class folders, expected {min_classes}")
+    val = root / "val"
+    count = sum(1 for p in val.iterdir() if IMAGENET_VAL_NAME.match(p.name)) if val.is_dir() else 0
+    if count < expected_val:
+        problems.append(f"{val} has {count} ILSVRC2012_val_*.JPEG files, expected {expected_val}")
+    if problems:
+        raise DataLayoutError("ImageNet is missing or incomplete:\n  - " + "\n  - ".join(problems) + "\n\n" + instructions)
+
+
+def read_ctest10k(path: str | Path, expected_count: int = 10000) -> list[str]:
+    """Validation file names from the ctest10k list, checked: count and ILSVRC2012 naming.
+
+    Lines may carry a directory prefix and a label after the name; only the base name is kept.
+    """
+    names = []
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        name = PurePosixPath(line.split()[0]).name
+        if not IMAGENET_VAL_NAME.match(name):
+            raise DataLayoutError(f"{path}: {line!r} does not name an ILSVRC2012 validation image")
+        names.append(name)
+    if len(names) != expected_count or len(set(names)) != len(names):
+        raise DataLayoutError(f"{path}: {len(names)} names ({len(set(names))} distinct), expected {expected_count}")
+    return names
+
+
+# ---------------------------------------------------------------------------------------------
+# CelebA-HQ
+# ---------------------------------------------------------------------------------------------
+
+CELEBAHQ_INSTRUCTIONS = """\
+CelebA-HQ cannot be downloaded automatically: CelebA is released for non-commercial research
+under an agreement (https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html) and CelebA-HQ is built
+from it (Karras et al. 2018, https://github.com/tkarras/progressive_growing_of_gans). Then:
+  1. obtain the 30,000 CelebA-HQ images at 256x256 (or build them at 1024 and resize);
+  2. place them as {root}/<name>.png or .jpg (sub-folders are fine);
+  3. run the workflow again.
+"""
+
+
+def check_celebahq_layout(root: str | Path, expected: int = 30000) -> list[Path]:
+    """The CelebA-HQ images under `root`; DataLayoutError with instructions when too few."""
+    root = Path(root)
+    images = list_images(root) if root.is_dir() else []
+    if len(images) < expected:
+        raise DataLayoutError(
+            f"CelebA-HQ is missing or incomplete: {root} holds {len(images)} images, expected {expected}.\n\n"
+            + CELEBAHQ_INSTRUCTIONS.format(root=root)
+        )
+    return images

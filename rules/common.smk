@@ -1,0 +1,168 @@
+"""Helpers shared by every rule file: paths, the experiment table, sampler choices, merged configs.
+
+Kept free of torch (and of anything slow to import) so that `snakemake -n` stays fast.
+"""
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+
+validate(config, "../workflow/schemas/config.schema.yaml")
+
+RESULTS = config["results_dir"].rstrip("/")
+WORK = config["work_dir"].rstrip("/")
+DATASET = config["dataset"]
+EXPERIMENTS = config["experiments"]
+SAMPLERS = config["samplers"]
+SAMPLING = config["sampling"]
+EVALUATION = config["evaluation"]
+
+# The regression baselines are one forward pass: no sampler, one "sample" per input.
+REGRESSION_SAMPLER = "regression"
+
+EVALUATION_TASKS = [
+    "colorization",
+    "inpainting_freeform_10_20",
+    "inpainting_freeform_20_30",
+    "inpainting_freeform_30_40",
+    "inpainting_center",
+    "uncropping_right",
+    "jpeg_q5",
+    "jpeg_q10",
+    "jpeg_q20",
+    "super_resolution",
+]
+
+
+wildcard_constraints:
+    experiment="[A-Za-z0-9_]+",
+    task="|".join(EVALUATION_TASKS),
+    sampler="[A-Za-z0-9_]+",
+    split="train|val|test",
+
+
+def deep_merge(base, override):
+    """`override` merged over `base`; nested mappings merged key by key, others replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def is_regression(experiment):
+    return train_config(experiment).get("objective") == "regression"
+
+
+def train_config(experiment):
+    """The trainer's config for one experiment: train_defaults, the experiment's own settings,
+    the image size and a seed. Everything here goes through `params:`, so a change reruns
+    exactly this experiment's training and what depends on it."""
+    merged = deep_merge(config["train_defaults"], EXPERIMENTS[experiment]["train"])
+    merged["name"] = experiment
+    merged.setdefault("image_size", DATASET["image_size"])
+    merged.setdefault("seed", config["seed"])
+    return merged
+
+
+def check_train_configs():
+    """Check every experiment's trainer config against the trainer's own schema now, so a typo
+    fails the dry run with the experiment's name instead of a training job hours later."""
+    import jsonschema
+
+    schema_path = Path(workflow.basedir) / "palette" / "schemas" / "train.schema.yaml"
+    schema = yaml.safe_load(schema_path.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    for experiment in EXPERIMENTS:
+        candidate = dict(train_config(experiment), train_files="train.txt")
+        errors = sorted(validator.iter_errors(candidate), key=lambda error: list(error.path))
+        if errors:
+            details = "; ".join(f"{'.'.join(map(str, e.path)) or '(top)'}: {e.message}" for e in errors)
+            raise ValueError(f"experiments.{experiment}.train (merged over train_defaults): {details}")
+
+
+def check_config():
+    """Cross-key checks that a JSON schema cannot express, with messages that name the key."""
+    for name, experiment in EXPERIMENTS.items():
+        for sampler in experiment.get("samplers") or []:
+            if sampler not in SAMPLERS:
+                raise ValueError(f"experiments.{name}.samplers names {sampler!r}, not defined under samplers")
+    for sampler in SAMPLING["samplers"]:
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampling.samplers names {sampler!r}, not defined under samplers")
+    sweep = SAMPLING.get("sweep")
+    if sweep:
+        if sweep["experiment"] not in EXPERIMENTS:
+            raise ValueError(f"sampling.sweep.experiment {sweep['experiment']!r} is not an experiment")
+        if sweep["task"] not in EXPERIMENTS[sweep["experiment"]]["evaluate_on"]:
+            raise ValueError(
+                f"sampling.sweep.task {sweep['task']!r} is not in experiments.{sweep['experiment']}.evaluate_on"
+            )
+        for sampler in sweep["samplers"]:
+            if sampler not in SAMPLERS:
+                raise ValueError(f"sampling.sweep.samplers names {sampler!r}, not defined under samplers")
+    if REGRESSION_SAMPLER in SAMPLERS:
+        raise ValueError(f"samplers: the name {REGRESSION_SAMPLER!r} is reserved for the regression baselines")
+    split = DATASET["split"]
+    if abs(split["train"] + split["val"] + split["test"] - 1.0) > 1e-6:
+        raise ValueError("dataset.split fractions must sum to 1")
+
+
+check_config()
+check_train_configs()
+
+
+def samplers_for(experiment, task=None):
+    """Sampler names used for one experiment (and task variant: the sweep adds its samplers)."""
+    if is_regression(experiment):
+        return [REGRESSION_SAMPLER]
+    names = list(EXPERIMENTS[experiment].get("samplers") or SAMPLING["samplers"])
+    sweep = SAMPLING.get("sweep")
+    if sweep and sweep["experiment"] == experiment and task in (None, sweep["task"]):
+        names += [name for name in sweep["samplers"] if name not in names]
+    return names
+
+
+def evaluation_runs():
+    """Every (experiment, task variant, sampler) the configuration asks for."""
+    return [
+        (experiment, task, sampler)
+        for experiment, settings in EXPERIMENTS.items()
+        for task in settings["evaluate_on"]
+        for sampler in samplers_for(experiment, task)
+    ]
+
+
+def used_tasks():
+    return sorted({task for _, task, _ in evaluation_runs()}, key=EVALUATION_TASKS.index)
+
+
+def sampler_settings(name):
+    if name == REGRESSION_SAMPLER:
+        return {"name": REGRESSION_SAMPLER, "steps": 1}
+    return dict(SAMPLERS[name])
+
+
+def samples_per_input(experiment):
+    return 1 if is_regression(experiment) else SAMPLING["samples_per_input"]
+
+
+def config_hash():
+    """A short digest of the validated configuration (shown in the report's run metadata)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def metrics_files():
+    return [f"{RESULTS}/metrics/{e}/{t}/{s}.json" for e, t, s in evaluation_runs()]
+
+
+def table_files():
+    return [f"{RESULTS}/tables/{experiment}.tsv" for experiment in EXPERIMENTS]

@@ -1,0 +1,27 @@
+"""Degrade: fixed, seeded evaluation inputs, written once per task variant.
+
+Each set holds source/, target/ (ground truth) and, for masked tasks, mask/ images with the same
+names, from the first `dataset.evaluation_images` test images. Every experiment evaluated on a
+variant reads the same set, so their numbers compare like with like.
+"""
+
+
+rule write_evaluation_set:
+    input:
+        test=f"{RESULTS}/data/split/test.txt",
+    output:
+        directory(f"{RESULTS}/evaluation_sets/{{task}}"),
+    params:
+        task="{task}",
+        image_size=DATASET["image_size"],
+        num_images=DATASET["evaluation_images"],
+        seed=config["seed"],
+        masks_file=EVALUATION["masks_file"],
+    log:
+        f"{RESULTS}/logs/degrade/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/degrade/{{task}}.tsv"
+    conda:
+        "../envs/palette.yaml"
+    script:
+        "../scripts/write_evaluation_set.py"

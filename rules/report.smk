@@ -1,0 +1,126 @@
+"""Report: figures (also shown by `snakemake --report`, with captions) and the self-contained
+results/report.html: the paper's tables with the paper's numbers beside ours, sample grids,
+diversity strips, training curves, the quality-vs-steps sweep and the run's metadata."""
+
+
+def shown_sampler(experiment, task):
+    """The sampler whose samples the grids show: the experiment's first."""
+    return samplers_for(experiment, task)[0]
+
+
+def sample_figure_files():
+    return [
+        f"{RESULTS}/figures/samples/{experiment}/{task}.png"
+        for experiment, settings in EXPERIMENTS.items()
+        for task in settings["evaluate_on"]
+    ]
+
+
+def sweep_metrics_files():
+    sweep = SAMPLING.get("sweep")
+    if not sweep:
+        return []
+    return [f"{RESULTS}/metrics/{sweep['experiment']}/{sweep['task']}/{s}.json" for s in sweep["samplers"]]
+
+
+rule plot_training_curves:
+    input:
+        expand(f"{RESULTS}/training_logs/{{experiment}}.csv", experiment=EXPERIMENTS),
+    output:
+        report(
+            f"{RESULTS}/figures/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Training",
+        ),
+    params:
+        experiments=list(EXPERIMENTS),
+    log:
+        f"{RESULTS}/logs/report/plot_training_curves.log",
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/plot_training_curves.py"
+
+
+rule plot_quality_vs_steps:
+    input:
+        sweep_metrics_files(),
+    output:
+        report(
+            f"{RESULTS}/figures/quality_vs_steps.png",
+            caption="../report/quality_vs_steps.rst",
+            category="Samplers",
+        ),
+    params:
+        samplers=[] if not SAMPLING.get("sweep") else SAMPLING["sweep"]["samplers"],
+        sampler_settings={name: dict(settings) for name, settings in SAMPLERS.items()},
+    log:
+        f"{RESULTS}/logs/report/plot_quality_vs_steps.log",
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/plot_quality_vs_steps.py"
+
+
+rule plot_samples:
+    input:
+        evaluation_set=f"{RESULTS}/evaluation_sets/{{task}}",
+        samples=lambda wildcards: f"{RESULTS}/samples/{wildcards.experiment}/{wildcards.task}/"
+        + shown_sampler(wildcards.experiment, wildcards.task),
+    output:
+        grid=report(
+            f"{RESULTS}/figures/samples/{{experiment}}/{{task}}.png",
+            caption="../report/samples.rst",
+            category="Samples",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "task": "{task}", "figure": "grid"},
+        ),
+        diversity=report(
+            f"{RESULTS}/figures/diversity/{{experiment}}/{{task}}.png",
+            caption="../report/diversity.rst",
+            category="Diversity",
+            subcategory="{experiment}",
+            labels={"experiment": "{experiment}", "task": "{task}", "figure": "diversity"},
+        ),
+    params:
+        grid_images=config["report"]["grid_images"],
+    log:
+        f"{RESULTS}/logs/report/plot_samples/{{experiment}}/{{task}}.log",
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/plot_samples.py"
+
+
+rule html_report:
+    input:
+        tables=table_files(),
+        metrics=metrics_files(),
+        training_logs=expand(f"{RESULTS}/training_logs/{{experiment}}.csv", experiment=EXPERIMENTS),
+        training_curves=f"{RESULTS}/figures/training_curves.png",
+        quality_vs_steps=(
+            [f"{RESULTS}/figures/quality_vs_steps.png"] if SAMPLING.get("sweep") else []
+        ),
+        sample_figures=sample_figure_files(),
+    output:
+        report(
+            f"{RESULTS}/report.html",
+            caption="../report/report_html.rst",
+            category="Report",
+        ),
+    params:
+        title=config["report"]["title"],
+        dataset=DATASET,
+        experiments=EXPERIMENTS,
+        runs=[list(run) for run in evaluation_runs()],
+        samplers={name: sampler_settings(name) for name in SAMPLERS},
+        sweep=SAMPLING.get("sweep"),
+        config_hash=config_hash(),
+        results_dir=RESULTS,
+        benchmarks_dir=f"{RESULTS}/benchmarks",
+    log:
+        f"{RESULTS}/logs/report/html_report.log",
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/html_report.py"

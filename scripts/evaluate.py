@@ -1,0 +1,34 @@
+"""Snakemake entry point: metrics of one experiment x task variant x sampler, as JSON."""
+
+import sys
+
+sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from palette.lease import count_gpus, lease_gpus
+
+device = snakemake.params.device
+if device != "cpu" and snakemake.resources.get("gpu", 0) and count_gpus():
+    lease = lease_gpus(snakemake.resources.gpu, wait_seconds=600)
+    print(f"GPU lease: {lease.devices}")
+
+import json
+from pathlib import Path
+
+from palette.metrics import evaluate_folders
+
+evaluation_set = Path(snakemake.input.evaluation_set)
+results = evaluate_folders(
+    evaluation_set / "target",
+    snakemake.input.samples,
+    metrics=list(snakemake.params.metrics),
+    device=device,
+    batch_size=snakemake.params.batch_size,
+)
+results = {
+    "experiment": snakemake.wildcards.experiment,
+    "task": snakemake.wildcards.task,
+    "sampler": snakemake.wildcards.sampler,
+    **results,
+}
+Path(snakemake.output[0]).write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
+print(json.dumps(results, indent=2, default=str))

@@ -1,0 +1,29 @@
+"""Snakemake entry point: sample one experiment's model on one evaluation set with one sampler."""
+
+import sys
+
+sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from palette.lease import count_gpus, lease_gpus
+
+device = snakemake.params.device
+if device != "cpu" and snakemake.resources.get("gpu", 0) and count_gpus():
+    # Before CUDA starts: pick a GPU no other local job holds (no-op under SLURM).
+    lease = lease_gpus(snakemake.resources.gpu, wait_seconds=600)
+    print(f"GPU lease: {lease.devices}")
+
+from palette.inference import sample_evaluation_set
+
+sampler = dict(snakemake.params.sampler)
+if sampler["name"] == "regression":
+    sampler = {}  # one forward pass: the checkpoint's objective decides, the sampler is unused
+sample_evaluation_set(
+    snakemake.input.checkpoint,
+    snakemake.input.evaluation_set,
+    snakemake.output[0],
+    sampler=sampler,
+    samples_per_input=snakemake.params.samples_per_input,
+    seed=snakemake.params.seed,
+    batch_size=snakemake.params.batch_size,
+    device=device,
+)
