@@ -1,0 +1,235 @@
+"""Checkpoints: atomic, self-checking, loadable with `torch.load(weights_only=True)`.
+
+A checkpoint is a plain dict of tensors, dicts, lists, numbers and strings (no pickled classes),
+so it loads with `weights_only=True` on any torch >= 2.4. Every file carries a SHA-256 digest
+of its own contents; a file that fails to load or whose digest does not match is refused with
+an error naming it, because a flipped byte inside a tensor loads silently otherwise.
+
+Writes are atomic: a temporary file in the same folder, flushed and fsync'ed, then renamed over
+the target (and the folder fsync'ed), so a kill at any instant leaves either the old or the new
+file, never half of one.
+
+A work folder (`CheckpointFolder`) holds
+    last.pt            the newest resumable state
+    previous.pt        the one before it (the fallback when last.pt is damaged)
+    step_NNNNNNN.pt    permanent copies every `keep_every` steps (hard links where possible)
+
+Training checkpoints hold: format, kind, step, samples_seen, config, objective, task, model,
+ema, optimizer, rng (see palette.train). Final checkpoints (kind "final") drop the optimizer and
+RNG state. `load_model` rebuilds the network from the stored config for sampling/evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT_VERSION = 1
+DIGEST_KEY = "sha256"
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used (unreadable, damaged, or from an incompatible run)."""
+
+
+# ----------------------------------------------------------------------------- digest
+def content_digest(obj: Any) -> str:
+    """SHA-256 over a canonical walk of a checkpoint's contents (keys sorted, tensors as bytes)."""
+    hasher = hashlib.sha256()
+    _feed(hasher, obj)
+    return hasher.hexdigest()
+
+
+def _feed(hasher, obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        tensor = obj.detach().cpu().contiguous().reshape(-1)
+        hasher.update(f"T{tensor.dtype}{tuple(obj.shape)}".encode())
+        if tensor.numel():
+            hasher.update(tensor.view(torch.uint8).numpy())
+    elif isinstance(obj, dict):
+        hasher.update(f"D{len(obj)}".encode())
+        for key in sorted(obj, key=repr):
+            hasher.update(repr(key).encode())
+            _feed(hasher, obj[key])
+    elif isinstance(obj, (list, tuple)):
+        hasher.update(f"L{len(obj)}".encode())
+        for item in obj:
+            _feed(hasher, item)
+    else:
+        hasher.update(f"V{obj!r}".encode())
+
+
+# ----------------------------------------------------------------------------- one file
+def save_checkpoint(state: dict, path: str | Path) -> Path:
+    """Write `state` (plus its digest) to `path` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {**state, DIGEST_KEY: content_digest(state)}
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_folder(path.parent)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load and verify a checkpoint; `CheckpointError` names the file if it is unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupted): {error}") from error
+    if not isinstance(state, dict) or DIGEST_KEY not in state:
+        raise CheckpointError(f"checkpoint {path} is not a palette checkpoint (no {DIGEST_KEY} digest)")
+    stored = state.pop(DIGEST_KEY)
+    if content_digest(state) != stored:
+        raise CheckpointError(f"checkpoint {path} is corrupted: its contents do not match their SHA-256 digest")
+    if state.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path} has format {state.get('format')!r}, expected {FORMAT_VERSION}")
+    return state
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ----------------------------------------------------------------------------- work folder
+class CheckpointFolder:
+    """last.pt / previous.pt / step_NNNNNNN.pt in one folder, with fallback on damage."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.last = self.folder / "last.pt"
+        self.previous = self.folder / "previous.pt"
+
+    def permanent(self, step: int) -> Path:
+        return self.folder / f"step_{step:07d}.pt"
+
+    def save(self, state: dict, keep: bool = False) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob(".*.tmp*"):  # left by a process killed mid-write
+            stale.unlink(missing_ok=True)
+        if self.last.exists():
+            os.replace(self.last, self.previous)
+        save_checkpoint(state, self.last)
+        if keep:
+            target = self.permanent(state["step"])
+            target.unlink(missing_ok=True)
+            try:
+                os.link(self.last, target)
+            except OSError:
+                save_checkpoint(state, target)
+        return self.last
+
+    def candidates(self) -> list[Path]:
+        """Files to try on resume, newest first."""
+        permanent = sorted(self.folder.glob("step_*.pt"), reverse=True)
+        return [p for p in (self.last, self.previous, *permanent) if p.is_file()]
+
+    def load_latest(self, map_location="cpu") -> tuple[dict, Path] | None:
+        """The newest checkpoint that loads and verifies; damaged ones are reported and skipped.
+
+        Returns None when the folder holds no checkpoint at all; raises CheckpointError when
+        it holds some but none is usable (never silently restarts from scratch).
+        """
+        refused = []
+        for path in self.candidates():
+            try:
+                state = load_checkpoint(path, map_location)
+            except CheckpointError as error:
+                log.error("%s; trying the previous checkpoint", error)
+                refused.append(str(error))
+                continue
+            if refused:
+                log.warning("resuming from %s (step %d) instead", path, state["step"])
+            return state, path
+        if refused:
+            raise CheckpointError("no usable checkpoint in " + str(self.folder) + ":\n  " + "\n  ".join(refused))
+        return None
+
+
+# ----------------------------------------------------------------------------- RNG state as tensors
+def capture_rng_state(generators: dict[str, torch.Generator] | None = None) -> dict:
+    """Every RNG the training touches, as tensors and plain values (weights_only-safe)."""
+    numpy_state = np.random.get_state()
+    python_version, python_internal, python_gauss = random.getstate()
+    state = {
+        "torch_cpu": torch.get_rng_state(),
+        "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        "numpy": {
+            "kind": numpy_state[0],
+            "keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
+            "pos": int(numpy_state[2]),
+            "has_gauss": int(numpy_state[3]),
+            "cached_gaussian": float(numpy_state[4]),
+        },
+        "python": {
+            "version": python_version,
+            "internal": torch.tensor(python_internal, dtype=torch.int64),
+            "gauss": python_gauss,
+        },
+        "generators": {name: g.get_state() for name, g in (generators or {}).items()},
+    }
+    return state
+
+
+def restore_rng_state(state: dict, generators: dict[str, torch.Generator] | None = None) -> None:
+    torch.set_rng_state(state["torch_cpu"])
+    if state["torch_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["torch_cuda"][: torch.cuda.device_count()])
+    numpy_state = state["numpy"]
+    np.random.set_state((
+        numpy_state["kind"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+        numpy_state["has_gauss"], numpy_state["cached_gaussian"],
+    ))
+    python = state["python"]
+    random.setstate((python["version"], tuple(int(v) for v in python["internal"].tolist()), python["gauss"]))
+    for name, generator in (generators or {}).items():
+        generator.set_state(state["generators"][name])
+
+
+# ----------------------------------------------------------------------------- inference
+def load_model(path: str | Path, device: str | torch.device = "cpu", ema: bool = True):
+    """Rebuild the U-Net from a checkpoint's stored config and load its EMA (or raw) weights.
+
+    Returns (model in eval mode, TrainConfig). The checkpoint's `objective` ("diffusion" or
+    "regression") and `task` are in the config.
+    """
+    from palette.config import load_config
+    from palette.train import build_model
+
+    state = load_checkpoint(path)
+    config = load_config(state["config"])
+    model = build_model(config)
+    weights = state["ema" if ema else "model"]
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(f"checkpoint {path} does not match the network its config describes: {error}") from error
+    return model.to(device).eval(), config

@@ -1,0 +1,156 @@
+"""Training configuration: one flat set of keys, validated against `schemas/train.schema.yaml`.
+
+The schema is the single source of truth for names, types, defaults and descriptions;
+`TrainConfig` mirrors it as a dataclass so the loop reads `config.lr` instead of string lookups
+(a test keeps the two in step). Errors name the key and the offending value:
+
+    >>> load_config({"lr": "fast"})
+    ConfigError: train config: key 'lr' has value 'fast': 'fast' is not of type 'number'
+
+`COMPATIBILITY_KEYS` lists the keys a checkpoint must agree on to be resumed (they shape the
+weights, the optimizer state or the data stream); the others (steps, logging, speed switches)
+may change between attempts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "train.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A training config that does not match the schema."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """See schemas/train.schema.yaml for what each key means and its default."""
+
+    name: str
+    task: str
+    objective: str
+    loss: str
+    preset: str
+    model_overrides: dict
+    train_files: str | None
+    image_size: int
+    seed: int
+    steps: int
+    batch_size: int
+    grad_accumulation: int
+    num_workers: int
+    lr: float
+    warmup_steps: int
+    adam_betas: list
+    adam_eps: float
+    weight_decay: float
+    grad_clip_norm: float | None
+    ema_decay: float
+    device: str
+    precision: str
+    tf32: bool
+    channels_last: str | bool
+    fused_adam: bool
+    compile: bool
+    log_every: int
+    checkpoint_every: int
+    keep_every: int | None
+    time_budget: float | None
+    tensorboard: bool
+    progress_bar: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return load_config({**self.to_dict(), **changes})
+
+
+# Keys a resumed run must share with its checkpoint; everything else may change between attempts.
+COMPATIBILITY_KEYS = (
+    "task", "objective", "loss", "preset", "model_overrides", "train_files", "image_size", "seed",
+    "batch_size", "grad_accumulation", "lr", "warmup_steps", "adam_betas", "adam_eps",
+    "weight_decay", "grad_clip_norm", "ema_decay",
+)
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    with open(SCHEMA_PATH) as f:
+        return yaml.safe_load(f)
+
+
+def defaults() -> dict[str, Any]:
+    return {key: spec["default"] for key, spec in schema()["properties"].items()}
+
+
+def load_config(source: str | Path | dict | TrainConfig | None = None, **overrides: Any) -> TrainConfig:
+    """Read a YAML file (or take a dict), apply `overrides`, check it, fill defaults."""
+    if isinstance(source, TrainConfig):
+        values = source.to_dict()
+    elif isinstance(source, (str, Path)):
+        with open(source) as f:
+            values = yaml.safe_load(f) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"train config {source}: expected a mapping of keys to values, got {type(values).__name__}")
+    else:
+        values = dict(source or {})
+    values.update(overrides)
+    _validate(values, origin=str(source) if isinstance(source, (str, Path)) else "train config")
+    filled = {**defaults(), **values}
+    _check_consistency(filled)
+    return TrainConfig(**filled)
+
+
+def _validate(values: dict, origin: str) -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    known = list(schema()["properties"])
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; known keys: {', '.join(known)}"
+            raise ConfigError(f"{origin}: unknown key '{key}' (value {values[key]!r}){hint}")
+    errors = sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path))
+    if errors:
+        error = errors[0]
+        path = list(error.absolute_path)
+        key = path[0] if path else "?"
+        raise ConfigError(f"{origin}: key '{key}' has value {values.get(key)!r}: {error.message}")
+
+
+def _check_consistency(values: dict) -> None:
+    if values["batch_size"] % values["grad_accumulation"]:
+        raise ConfigError(
+            f"train config: key 'batch_size' has value {values['batch_size']}, which does not divide "
+            f"by grad_accumulation={values['grad_accumulation']}"
+        )
+
+
+def config_differences(stored: dict, current: TrainConfig, keys=COMPATIBILITY_KEYS) -> list[str]:
+    """Human-readable list of compatibility keys whose values differ ("lr: 0.0001 -> 0.0002")."""
+    current_values = current.to_dict()
+    stored = {**defaults(), **stored}
+    return [
+        f"{key}: checkpoint has {stored.get(key)!r}, config has {current_values[key]!r}"
+        for key in keys
+        if _normalise(stored.get(key)) != _normalise(current_values[key])
+    ]
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value

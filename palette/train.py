@@ -1,0 +1,618 @@
+"""Training: Palette (Algorithm 1) or the regression baseline, resumable to the bit.
+
+Read `train()` top to bottom: build, resume, then one loop of
+    forward/backward over grad_accumulation micro-batches -> Adam step -> EMA update
+    -> log (loss, lr, images/s, MFU) -> checkpoint / stop checks.
+
+Paper settings (PAPER.md, Training): Adam lr 1e-4 after a 10k-step linear warmup, EMA 0.9999,
+batch 1024, 1M steps, L2. Speed switches are one config key each: bf16 autocast, TF32,
+channels_last, fused Adam, torch.compile. Under `torchrun` (WORLD_SIZE > 1) it runs DDP.
+
+Resume. The work folder holds last.pt / previous.pt / step_N.pt (palette.checkpoint). A checkpoint
+holds the weights, EMA, Adam state, step and every RNG state (torch CPU/CUDA, numpy, python, the
+diffusion-noise generator). The data order needs nothing more: sample n of the run is item
+perm(seed, epoch)[n mod N] of epoch n // N, and an item's crop and degradation depend only on
+(seed, epoch, index) (palette.data.PairedDataset), so after step s the stream restarts at sample
+s x batch_size. On the CPU an interrupted and resumed run ends bitwise equal to an uninterrupted one.
+
+Exit codes (`palette train`): 0 done; RESUME_EXIT_CODE (75, EX_TEMPFAIL) when SIGTERM/SIGUSR1 or
+the time budget stopped it after saving a checkpoint (run it again to resume);
+NONFINITE_LOSS_EXIT_CODE (65) when the loss became NaN/inf (the last good checkpoint is kept);
+CONFIG_EXIT_CODE (78) for a bad config or a checkpoint from an incompatible config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from palette.checkpoint import (
+    FORMAT_VERSION, CheckpointError, CheckpointFolder, capture_rng_state, restore_rng_state, save_checkpoint,
+)
+from palette.config import ConfigError, TrainConfig, config_differences, load_config
+from palette.ema import EMA
+
+RESUME_EXIT_CODE = 75  # EX_TEMPFAIL: checkpoint saved, run again to resume
+NONFINITE_LOSS_EXIT_CODE = 65  # EX_DATAERR: loss became NaN/inf; last good checkpoint kept
+CONFIG_EXIT_CODE = 78  # EX_CONFIG: bad config, or a checkpoint from an incompatible config
+
+
+class TrainingPreempted(SystemExit):
+    """Stopped early with a checkpoint saved; exits with RESUME_EXIT_CODE if not caught."""
+
+    def __init__(self, reason: str, checkpoint: Path | None):
+        super().__init__(RESUME_EXIT_CODE)
+        self.reason, self.checkpoint = reason, checkpoint
+
+    def __str__(self) -> str:
+        return f"training stopped ({self.reason}); checkpoint {self.checkpoint}; run again to resume"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or inf."""
+
+
+# ----------------------------------------------------------------------------- model and losses
+def build_model(config: TrainConfig) -> nn.Module:
+    """The U-Net of `config.preset`; the regression baseline sees the source only (3 channels)."""
+    from palette.unet import build_unet
+
+    overrides = dict(config.model_overrides)
+    if config.objective == "regression":
+        overrides["in_channels"] = 3
+    return build_unet(config.preset, **overrides)
+
+
+def regression_loss(model, source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The paper's regression baseline: ||f(x) - y||^2, over the pixels the model must produce."""
+    from palette.diffusion import generated_pixels
+
+    gamma = torch.ones(source.shape[0], device=source.device)  # unused by the task; kept constant
+    error = (model(source, gamma).float() - target).pow(2)
+    weights = generated_pixels(mask, error)
+    return ((error * weights).sum(dim=(1, 2, 3)) / (weights.sum(dim=(1, 2, 3)) * error.shape[1])).mean()
+
+
+@torch.no_grad()
+def regression_predict(model: nn.Module, source: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """One forward pass of a regression model; known pixels of masked tasks are kept from the source."""
+    from palette.diffusion import keep_known_pixels
+
+    gamma = torch.ones(source.shape[0], device=source.device)
+    return keep_known_pixels(model(source, gamma).float().clamp(-1, 1), source, mask)
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warmup to `lr` over `warmup_steps`, then constant (PAPER.md)."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    return config.lr
+
+
+# ----------------------------------------------------------------------------- hardware
+# Dense peak FLOP/s from vendor data sheets (no sparsity): (bf16, tf32, fp32). MFU is blank where
+# the device is not listed (CPUs: there is no meaningful single peak).
+PEAK_FLOPS = {
+    "H200": (989e12, 494.7e12, 66.9e12),
+    "H100 SXM": (989e12, 494.7e12, 66.9e12),
+    "H100 NVL": (835e12, 417.5e12, 60e12),
+    "H100 PCIe": (756e12, 378e12, 51.2e12),
+    "H100": (989e12, 494.7e12, 66.9e12),  # "NVIDIA H100 80GB HBM3" is the SXM part
+    "GH200": (989e12, 494.7e12, 66.9e12),
+    "B200": (2250e12, 1100e12, 80e12),
+    "A100": (312e12, 156e12, 19.5e12),
+    "A800": (312e12, 156e12, 19.5e12),
+    "L40S": (362e12, 183e12, 91.6e12),
+    "L4": (121e12, 60e12, 30.3e12),
+    "A10G": (70e12, 35e12, 31.2e12),
+    "A10": (125e12, 62.5e12, 31.2e12),
+    "RTX 4090": (165e12, 82.6e12, 82.6e12),
+    "RTX 3090": (71e12, 35.6e12, 35.6e12),
+    "V100": (0.0, 0.0, 15.7e12),  # no bf16 / tf32 tensor cores
+}
+
+
+def device_peak_flops(device: torch.device, arithmetic: str) -> float | None:
+    """Peak FLOP/s of `device` for arithmetic 'bf16', 'tf32' or 'fp32'; None if unknown."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key in sorted(PEAK_FLOPS, key=len, reverse=True):  # longest match first: "H100 PCIe" before "H100"
+        if key in name:
+            peak = PEAK_FLOPS[key][("bf16", "tf32", "fp32").index(arithmetic)]
+            return peak or None
+    return None
+
+
+def set_tf32(enabled: bool) -> None:
+    """Allow (or forbid) TF32 for fp32 matmuls and convolutions, with the API this torch has."""
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
+        precision = "tf32" if enabled else "ieee"
+        torch.backends.cuda.matmul.fp32_precision = precision
+        torch.backends.cudnn.conv.fp32_precision = precision
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = enabled
+        torch.backends.cudnn.allow_tf32 = enabled
+
+
+def group_norm_keeps_channels_last(device: torch.device) -> bool:
+    """Whether GroupNorm returns NHWC for NHWC input here (if not, channels_last only adds copies)."""
+    x = torch.randn(2, 64, 8, 8, device=device).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    y = F.group_norm(x, 32)
+    y.sum().backward()
+    return y.is_contiguous(memory_format=torch.channels_last) and x.grad.is_contiguous(memory_format=torch.channels_last)
+
+
+def arithmetic_of(device: torch.device, use_bf16: bool, tf32: bool) -> str:
+    return "bf16" if use_bf16 else ("tf32" if tf32 and device.type == "cuda" else "fp32")
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig, device: torch.device, fused: bool | None = None) -> torch.optim.Adam:
+    fused = (config.fused_adam and device.type == "cuda") if fused is None else fused
+    return torch.optim.Adam(
+        model.parameters(), lr=config.lr, betas=tuple(config.adam_betas), eps=config.adam_eps,
+        weight_decay=config.weight_decay, fused=fused or None,
+    )
+
+
+# ----------------------------------------------------------------------------- data
+def training_files(config: TrainConfig) -> list[Path]:
+    """config.train_files: a file list, a folder of images, or None for the installed photos."""
+    from palette import data
+
+    if config.train_files is None:
+        files = list(data.demo_photo_paths())
+    else:
+        location = Path(config.train_files)
+        if location.is_dir():
+            suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+            files = sorted(p for p in location.rglob("*") if p.suffix.lower() in suffixes)
+        elif location.is_file():  # relative entries: from the working folder, else from the list's folder
+            files = [f if Path(f).is_absolute() or Path(f).exists() else location.parent / f
+                     for f in data.read_file_list(location)]
+        else:
+            raise ConfigError(f"train config: key 'train_files' has value {config.train_files!r}: no such file or folder")
+    if not files:
+        raise ConfigError(f"train config: key 'train_files' has value {config.train_files!r}: no images found")
+    return [Path(f) for f in files]
+
+
+def epoch_permutation(length: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of one epoch: a function of (seed, epoch) only."""
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    return torch.randperm(length, generator=generator)
+
+
+class SampleStream(torch.utils.data.Sampler):
+    """Endless batches of (epoch, index) for this rank, starting at global sample `start`.
+
+    Global sample n is index perm(seed, n // N)[n % N] of epoch n // N. An optimizer step takes
+    `batch_size` consecutive samples; micro-batch k of rank r is its slice (k * world + r).
+    """
+
+    def __init__(self, length, seed, batch_size, grad_accumulation, rank, world_size, start):
+        self.length, self.seed, self.start = length, seed, start
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
+        self.micro_batches = grad_accumulation
+        self.micro_batch_size = batch_size // (grad_accumulation * world_size)
+        self._epoch, self._permutation = None, None
+
+    def _sample(self, n: int) -> tuple[int, int]:
+        epoch = n // self.length
+        if epoch != self._epoch:
+            self._epoch, self._permutation = epoch, epoch_permutation(self.length, self.seed, epoch)
+        return epoch, int(self._permutation[n % self.length])
+
+    def __iter__(self):
+        step_start = self.start
+        while True:
+            for k in range(self.micro_batches):
+                first = step_start + (k * self.world_size + self.rank) * self.micro_batch_size
+                yield [self._sample(n) for n in range(first, first + self.micro_batch_size)]
+            step_start += self.batch_size
+
+
+class EpochIndexed(torch.utils.data.Dataset):
+    """dataset[(epoch, index)] = the item `index` of `epoch` (PairedDataset items depend on both)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, index = key
+        self.dataset.set_epoch(epoch)
+        return self.dataset[index]
+
+
+def make_loader(config: TrainConfig, start_sample: int, rank: int, world_size: int, pin_memory: bool):
+    from palette.data import PairedDataset
+
+    dataset = PairedDataset(training_files(config), config.task, config.image_size, seed=config.seed, train=True)
+    stream = SampleStream(len(dataset), config.seed, config.batch_size, config.grad_accumulation, rank, world_size, start_sample)
+    return torch.utils.data.DataLoader(
+        EpochIndexed(dataset), batch_sampler=stream, num_workers=config.num_workers, pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(config.seed),  # its base seed must not draw from the global RNG
+    )
+
+
+# ----------------------------------------------------------------------------- distributed
+def setup_distributed(config: TrainConfig) -> tuple[int, int, torch.device]:
+    """(rank, world_size, device). DDP through torchrun when WORLD_SIZE > 1."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    want_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+    if world_size == 1:
+        return 0, 1, torch.device("cuda" if want_cuda else "cpu")
+    import torch.distributed as dist
+
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    if want_cuda:
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if want_cuda else "gloo")
+    return rank, world_size, torch.device(f"cuda:{local_rank}" if want_cuda else "cpu")
+
+
+def all_reduce(value: torch.Tensor, world_size: int, op: str = "sum") -> torch.Tensor:
+    if world_size > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(value, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+    return value
+
+
+def gather_objects(obj, world_size: int) -> list:
+    if world_size == 1:
+        return [obj]
+    import torch.distributed as dist
+
+    gathered = [None] * world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+# ----------------------------------------------------------------------------- signals
+class StopSignals:
+    """SIGTERM / SIGUSR1 set a flag; the loop saves and exits at the next step boundary."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for signum in (signal.SIGTERM, signal.SIGUSR1):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: leave handling to the caller
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+# ----------------------------------------------------------------------------- logs
+LOG_COLUMNS = ["step", "loss", "lr", "images_per_s", "mfu", "elapsed_s"]
+
+
+def open_csv_log(path: Path, resume_step: int):
+    """Append to the CSV log, dropping rows written after the checkpoint we resume from."""
+    rows = []
+    if path.exists() and resume_step > 0:
+        with open(path, newline="") as f:
+            rows = [row for row in csv.DictReader(f) if row.get("step", "").isdigit() and int(row["step"]) <= resume_step]
+    f = open(path, "w", newline="")
+    writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    f.flush()
+    return f, writer
+
+
+# ----------------------------------------------------------------------------- the loop
+def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_checkpoint: str | Path | None = None) -> Path:
+    """Train to `config.steps`, resuming from `workdir`; write the final EMA checkpoint.
+
+    The final checkpoint (default WORKDIR/final.pt) is written atomically, with the CSV log
+    beside it (same name, .csv). Raises TrainingPreempted (a SystemExit with RESUME_EXIT_CODE)
+    after saving when stopped by a signal or the time budget, NonFiniteLossError on NaN/inf,
+    CheckpointError when the work folder holds only unusable or incompatible checkpoints.
+    """
+    started = time.monotonic()
+    config = load_config(config)
+    workdir = Path(workdir)
+    final_checkpoint = Path(final_checkpoint) if final_checkpoint is not None else workdir / "final.pt"
+    rank, world_size, device = setup_distributed(config)
+    is_main = rank == 0
+    if config.batch_size % (config.grad_accumulation * world_size):
+        raise ConfigError(f"train config: key 'batch_size' has value {config.batch_size}, which does not divide "
+                          f"by grad_accumulation x GPUs = {config.grad_accumulation} x {world_size}")
+
+    # --- speed switches
+    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
+    if device.type == "cuda":
+        set_tf32(config.tf32)
+        torch.backends.cudnn.benchmark = True
+    channels_last = config.channels_last is True or (
+        config.channels_last == "auto" and device.type == "cuda" and group_norm_keeps_channels_last(device))
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    # --- analytic FLOPs for MFU: 3 x forward (forward + backward) per image (before any RNG is set)
+    from palette.unet import forward_flops
+
+    with torch.device("meta"):
+        flops_per_image = 3 * forward_flops(build_model(config), config.image_size)
+    peak = device_peak_flops(device, arithmetic_of(device, use_bf16, config.tf32))
+
+    # --- model, EMA, optimizer, noise generator (the seed fixes the initial weights)
+    torch.manual_seed(config.seed)
+    raw_model = build_model(config).to(device, memory_format=memory_format)
+    ema = EMA(raw_model, config.ema_decay)
+    optimizer = build_optimizer(raw_model, config, device)
+    noise_generator = torch.Generator(device=device).manual_seed(config.seed * 1000 + rank)
+    generators = {"diffusion_noise": noise_generator}
+
+    # --- resume
+    checkpoints = CheckpointFolder(workdir / "checkpoints")
+    step, resumed_from = 0, None
+    found = checkpoints.load_latest()
+    if found is None:
+        torch.manual_seed(config.seed + 1 + rank)  # dropout streams differ per rank
+        np.random.seed(config.seed + rank)
+        random.seed(config.seed + rank)
+    else:
+        state, resumed_from = found
+        differences = config_differences(state["config"], config)
+        if differences:
+            raise CheckpointError(f"checkpoint {resumed_from} comes from an incompatible config:\n  "
+                                  + "\n  ".join(differences) + "\nuse a new work folder, or restore these values")
+        raw_model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:  # the implementation is this machine's choice, not the checkpoint's
+            group["fused"] = optimizer.defaults["fused"]
+            group["foreach"] = optimizer.defaults["foreach"]
+        step = state["step"]
+        rng_states = state["rng"]
+        if len(rng_states) == world_size:
+            restore_rng_state(rng_states[rank], generators)
+        else:  # a different number of GPUs: continue with fresh, seeded streams
+            torch.manual_seed(config.seed + 1 + rank + 7919 * step)
+            noise_generator.manual_seed(config.seed * 1000 + rank + 7919 * step)
+        del state
+
+    model = torch.compile(raw_model) if config.compile else raw_model
+    if world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def network(x, gamma):
+        """The U-Net under bf16 autocast (if on) and in the chosen memory layout."""
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            return model(x.contiguous(memory_format=memory_format), gamma)
+
+    from palette.degradations import task_uses_mask
+
+    uses_mask = task_uses_mask(config.task)
+
+    def loss_of(batch) -> torch.Tensor:
+        source = batch["source"].to(device, non_blocking=True)
+        target = batch["target"].to(device, non_blocking=True)
+        mask = batch["mask"].to(device, non_blocking=True) if uses_mask else None
+        if config.objective == "regression":
+            return regression_loss(network, source, target, mask)
+        from palette.diffusion import diffusion_loss
+
+        return diffusion_loss(network, source, target, mask, loss_type=config.loss, generator=noise_generator)
+
+    # --- logs (rank 0)
+    loader = make_loader(config, step * config.batch_size, rank, world_size, pin_memory=device.type == "cuda")
+    batches = iter(loader)
+    csv_file = csv_writer = tensorboard = None
+    if is_main:
+        workdir.mkdir(parents=True, exist_ok=True)
+        csv_file, csv_writer = open_csv_log(workdir / "log.csv", step)
+        if config.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tensorboard = SummaryWriter(str(workdir / "tensorboard"), purge_step=step if step else None)
+    from tqdm import tqdm
+
+    progress = tqdm(total=config.steps, initial=step, disable=not (is_main and config.progress_bar),
+                    dynamic_ncols=True, desc=config.name)
+    say = progress.write if is_main else (lambda message: None)
+    if resumed_from is not None:
+        say(f"resumed from {resumed_from} at step {step}")
+    say(f"{config.objective} {config.task} | preset {config.preset} | {device} x{world_size} | "
+        f"{'bf16' if use_bf16 else 'fp32'}{' channels_last' if channels_last else ''}"
+        f"{' compiled' if config.compile else ''} | batch {config.batch_size} = "
+        f"{config.grad_accumulation} x {world_size} x {config.batch_size // (config.grad_accumulation * world_size)}")
+
+    def save(keep: bool = False) -> Path | None:
+        """Checkpoint the full training state (after checking the loss is still finite)."""
+        check_finite()
+        rng = gather_objects(capture_rng_state(generators), world_size)
+        path = None
+        if is_main:
+            path = checkpoints.save({
+                "format": FORMAT_VERSION, "kind": "training", "step": step,
+                "samples_seen": step * config.batch_size, "config": config.to_dict(),
+                "objective": config.objective, "task": config.task,
+                "model": raw_model.state_dict(), "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict(), "rng": rng,
+            }, keep=keep)
+        return path
+
+    loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
+    loss_count, checked_step = 0, step
+
+    def check_finite() -> float:
+        """Mean loss since the last check; stops on NaN/inf (one host sync)."""
+        nonlocal loss_sum, loss_count, checked_step
+        total = all_reduce(loss_sum.clone(), world_size).item() / world_size
+        mean = total / max(loss_count, 1)
+        if not math.isfinite(total):
+            good = checkpoints.last if checkpoints.last.exists() else None
+            raise NonFiniteLossError(
+                f"loss became {mean} between step {checked_step} and step {step}; training stopped. "
+                f"Last good checkpoint: {good or 'none'} (resume from it with a lower lr or after checking the data)")
+        loss_sum.zero_()
+        loss_count, checked_step = 0, step
+        return mean
+
+    last_log_time, last_log_step = time.monotonic(), step
+    step_seconds, save_seconds = 0.0, 0.0
+    raw_model.train()
+    try:
+        with StopSignals() as signals:
+            while step < config.steps:
+                step_started = time.monotonic()
+                lr = learning_rate(step, config)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+
+                # forward / backward over the micro-batches; DDP syncs gradients on the last one
+                for micro_step in range(config.grad_accumulation):
+                    last_micro = micro_step == config.grad_accumulation - 1
+                    sync = nullcontext() if (world_size == 1 or last_micro) else model.no_sync()
+                    with sync:
+                        loss = loss_of(next(batches)) / config.grad_accumulation
+                        loss.backward()
+                    loss_sum += loss.detach()
+                loss_count += 1
+                if config.grad_clip_norm:
+                    torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.grad_clip_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                ema.update()
+                step += 1
+                progress.update(1)
+
+                if step % config.log_every == 0 or step == config.steps:
+                    mean_loss = check_finite()  # syncs, so the timing below is honest
+                    now = time.monotonic()
+                    images_per_s = (step - last_log_step) * config.batch_size / (now - last_log_time)
+                    mfu = flops_per_image * images_per_s / world_size / peak if peak else None
+                    step_seconds = (now - last_log_time) / (step - last_log_step)  # synchronised timing
+                    last_log_time, last_log_step = now, step
+                    if is_main:
+                        row = {"step": step, "loss": f"{mean_loss:.6g}", "lr": f"{lr:.6g}",
+                               "images_per_s": f"{images_per_s:.4g}", "mfu": "" if mfu is None else f"{mfu:.4f}",
+                               "elapsed_s": f"{now - started:.1f}"}
+                        csv_writer.writerow(row)
+                        csv_file.flush()
+                        if tensorboard is not None:
+                            for key in ("loss", "lr", "images_per_s", "mfu"):
+                                if row[key]:
+                                    tensorboard.add_scalar(f"train/{key}", float(row[key]), step)
+                        progress.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{images_per_s:.1f}",
+                                             mfu="-" if mfu is None else f"{100 * mfu:.1f}%")
+
+                # stop checks: a signal, or the time budget about to run out (with room to save)
+                step_seconds = max(step_seconds, time.monotonic() - step_started)
+                stop = signals.received
+                if stop is None and config.time_budget is not None:
+                    if time.monotonic() - started + 2 * step_seconds + 2 * save_seconds + 5 > config.time_budget:
+                        stop = "time budget"
+                if world_size > 1:  # every rank must stop at the same step
+                    flag = all_reduce(torch.tensor(float(stop is not None), device=device), world_size, "max")
+                    stop = stop or ("another rank stopped" if flag.item() else None)
+                if stop is not None and step < config.steps:
+                    raise TrainingPreempted(stop, save())
+                if step % config.checkpoint_every == 0 or step == config.steps:
+                    save_started = time.monotonic()
+                    save(keep=bool(config.keep_every) and step % config.keep_every == 0)
+                    save_seconds = time.monotonic() - save_started
+                    last_log_time += save_seconds  # images/s measures training, not saving
+
+        # --- the final checkpoint: weights and EMA only, atomically at the rule's output path
+        if is_main:
+            save_checkpoint({
+                "format": FORMAT_VERSION, "kind": "final", "step": step, "config": config.to_dict(),
+                "objective": config.objective, "task": config.task,
+                "model": raw_model.state_dict(), "ema": ema.state_dict(),
+            }, final_checkpoint)
+            csv_file.flush()
+            shutil.copyfile(workdir / "log.csv", final_checkpoint.with_suffix(".csv"))
+            say(f"done: {step} steps; final EMA checkpoint {final_checkpoint}")
+        return final_checkpoint
+    finally:
+        progress.close()
+        if csv_file is not None:
+            csv_file.close()
+        if tensorboard is not None:
+            tensorboard.close()
+        if world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+# ----------------------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="training config YAML (schema: palette/schemas/train.schema.yaml)")
+    parser.add_argument("--workdir", required=True, help="work folder: checkpoints, logs; resumed from if it holds a checkpoint")
+    parser.add_argument("--final", default=None, help="where to write the final EMA checkpoint (default WORKDIR/final.pt)")
+    parser.add_argument("--steps", type=int, default=None, help="override config 'steps'")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help=f"seconds this run may take; it saves and exits with code {RESUME_EXIT_CODE} before then")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key (VALUE parsed as YAML), e.g. --set lr=2e-4")
+    parser.add_argument("--no-lease", action="store_true",
+                        help="do not lease a GPU through palette.lease (it is skipped anyway when CUDA_VISIBLE_DEVICES is set)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    overrides = {}
+    for item in args.set:
+        key, separator, value = item.partition("=")
+        if not separator:
+            print(f"palette train: --set expects KEY=VALUE, got {item!r}", file=sys.stderr)
+            return CONFIG_EXIT_CODE
+        overrides[key.strip()] = yaml.safe_load(value)
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    if args.time_budget is not None:
+        overrides["time_budget"] = args.time_budget
+    try:
+        config = load_config(args.config, **overrides)
+        if not args.no_lease and "WORLD_SIZE" not in os.environ and config.device != "cpu":
+            from palette.lease import count_gpus, lease_gpus
+
+            if count_gpus() > 0:
+                lease_gpus(1)
+        train(config, args.workdir, args.final)
+    except (ConfigError, CheckpointError) as error:
+        print(f"palette train: {error}", file=sys.stderr)
+        return CONFIG_EXIT_CODE
+    except NonFiniteLossError as error:
+        print(f"palette train: {error}", file=sys.stderr)
+        return NONFINITE_LOSS_EXIT_CODE
+    except TrainingPreempted as stopped:
+        print(f"palette train: {stopped}", file=sys.stderr)
+        return RESUME_EXIT_CODE
+    return 0
