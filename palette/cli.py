@@ -13,6 +13,7 @@ import sys
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("palette.train", "train a Palette model or the regression baseline (resumable; exit 75 = resume me)"),
 }
 
 
