@@ -164,3 +164,12 @@ def test_released_masks_round_trip(tmp_path):
         masks.load_released_masks(tmp_path / "small.npz", "freeform_10_20", count=3, size=5), small)
     with pytest.raises(KeyError, match="30-40% freeform"):
         masks.load_released_masks(tmp_path / "masks.npz", "freeform_30_40")
+
+
+@pytest.mark.parametrize("size", [(32, 32), (512, 512), (40, 72)])
+def test_training_masks_work_from_32_to_512_px(size):
+    for seed in range(10):
+        for mask in (masks.training_inpainting_mask(*size, _rng(seed)),
+                     masks.training_uncropping_mask(*size, _rng(seed))):
+            assert mask.shape == size and mask.dtype == bool
+            assert 0.0 < mask.mean() < 0.8
