@@ -267,14 +267,17 @@ def load_released_masks(npz_path: str | os.PathLike, kind: str, count: int | Non
     as the masks are used in published evaluations (so the "10-20%" masks cover 10-20 %).
 
     ``kind`` is ``freeform_10_20`` / ``freeform_20_30`` / ``freeform_30_40`` or the file's own key.
+    An array already stored unpacked as ``[N, size, size]`` is accepted as it is.
     """
     key = RELEASED_MASK_KEYS.get(kind, kind)
     with np.load(npz_path) as archive:
         if key not in archive.files:
             raise KeyError(f"{str(npz_path)!r} has no masks {key!r}; it holds: {', '.join(archive.files)}")
         packed = archive[key]
-    bits = np.unpackbits(packed.astype(np.uint8, copy=False), axis=None)
     pixels = size * size
+    if packed.ndim == 3 and packed.shape[1:] == (size, size):  # stored unpacked: use as is
+        return packed[:count].astype(bool)
+    bits = np.unpackbits(packed.astype(np.uint8, copy=False), axis=None)
     if count is None:
         count = bits.size // pixels
     if count <= 0 or bits.size < count * pixels:

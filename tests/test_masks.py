@@ -162,6 +162,10 @@ def test_released_masks_round_trip(tmp_path):
     np.savez(tmp_path / "small.npz", **{"10-20% freeform": np.packbits(small, axis=None)})
     np.testing.assert_array_equal(
         masks.load_released_masks(tmp_path / "small.npz", "freeform_10_20", count=3, size=5), small)
+    # an unpacked [N, 256, 256] array is read as it is
+    np.savez(tmp_path / "plain.npz", **{"10-20% freeform": stacks["10-20% freeform"].astype(np.uint8)})
+    np.testing.assert_array_equal(masks.load_released_masks(tmp_path / "plain.npz", "freeform_10_20"),
+                                  stacks["10-20% freeform"])
     with pytest.raises(KeyError, match="30-40% freeform"):
         masks.load_released_masks(tmp_path / "masks.npz", "freeform_30_40")
 
