@@ -16,6 +16,15 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    experiment="[A-Za-z0-9_]+",
+    task="|".join(EVALUATION_TASKS),
+    sampler="[A-Za-z0-9_]+",
+    split="train|val|test",
+
+
 include: "rules/data.smk"
 include: "rules/degrade.smk"
 include: "rules/train.smk"
@@ -25,6 +34,6 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         f"{RESULTS}/report.html",
-    default_target: True

@@ -1,4 +1,4 @@
-"""Helpers shared by every rule file: paths, the experiment table, sampler choices, merged configs.
+"""Helpers shared by the stage files: paths, the experiment table, sampler choices, merged configs.
 
 Kept free of torch (and of anything slow to import) so that `snakemake -n` stays fast.
 """
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import yaml
 from snakemake.utils import validate
-
 
 validate(config, "../workflow/schemas/config.schema.yaml")
 
@@ -37,13 +36,6 @@ EVALUATION_TASKS = [
     "jpeg_q20",
     "super_resolution",
 ]
-
-
-wildcard_constraints:
-    experiment="[A-Za-z0-9_]+",
-    task="|".join(EVALUATION_TASKS),
-    sampler="[A-Za-z0-9_]+",
-    split="train|val|test",
 
 
 def deep_merge(base, override):
@@ -74,7 +66,8 @@ def train_config(experiment):
 
 def check_train_configs():
     """Check every experiment's trainer config against the trainer's own schema now, so a typo
-    fails the dry run with the experiment's name instead of a training job hours later."""
+    fails the dry run with the experiment's name instead of a training job hours later.
+    """
     import jsonschema
 
     schema_path = Path(workflow.basedir) / "palette" / "schemas" / "train.schema.yaml"
@@ -82,10 +75,16 @@ def check_train_configs():
     validator = jsonschema.Draft202012Validator(schema)
     for experiment in EXPERIMENTS:
         candidate = dict(train_config(experiment), train_files="train.txt")
-        errors = sorted(validator.iter_errors(candidate), key=lambda error: list(error.path))
+        errors = sorted(
+            validator.iter_errors(candidate), key=lambda error: list(error.path)
+        )
         if errors:
-            details = "; ".join(f"{'.'.join(map(str, e.path)) or '(top)'}: {e.message}" for e in errors)
-            raise ValueError(f"experiments.{experiment}.train (merged over train_defaults): {details}")
+            details = "; ".join(
+                f"{'.'.join(map(str, e.path)) or '(top)'}: {e.message}" for e in errors
+            )
+            raise ValueError(
+                f"experiments.{experiment}.train (merged over train_defaults): {details}"
+            )
 
 
 def check_config():
@@ -93,23 +92,33 @@ def check_config():
     for name, experiment in EXPERIMENTS.items():
         for sampler in experiment.get("samplers") or []:
             if sampler not in SAMPLERS:
-                raise ValueError(f"experiments.{name}.samplers names {sampler!r}, not defined under samplers")
+                raise ValueError(
+                    f"experiments.{name}.samplers names {sampler!r}, not defined under samplers"
+                )
     for sampler in SAMPLING["samplers"]:
         if sampler not in SAMPLERS:
-            raise ValueError(f"sampling.samplers names {sampler!r}, not defined under samplers")
+            raise ValueError(
+                f"sampling.samplers names {sampler!r}, not defined under samplers"
+            )
     sweep = SAMPLING.get("sweep")
     if sweep:
         if sweep["experiment"] not in EXPERIMENTS:
-            raise ValueError(f"sampling.sweep.experiment {sweep['experiment']!r} is not an experiment")
+            raise ValueError(
+                f"sampling.sweep.experiment {sweep['experiment']!r} is not an experiment"
+            )
         if sweep["task"] not in EXPERIMENTS[sweep["experiment"]]["evaluate_on"]:
             raise ValueError(
                 f"sampling.sweep.task {sweep['task']!r} is not in experiments.{sweep['experiment']}.evaluate_on"
             )
         for sampler in sweep["samplers"]:
             if sampler not in SAMPLERS:
-                raise ValueError(f"sampling.sweep.samplers names {sampler!r}, not defined under samplers")
+                raise ValueError(
+                    f"sampling.sweep.samplers names {sampler!r}, not defined under samplers"
+                )
     if REGRESSION_SAMPLER in SAMPLERS:
-        raise ValueError(f"samplers: the name {REGRESSION_SAMPLER!r} is reserved for the regression baselines")
+        raise ValueError(
+            f"samplers: the name {REGRESSION_SAMPLER!r} is reserved for the regression baselines"
+        )
     split = DATASET["split"]
     if abs(split["train"] + split["val"] + split["test"] - 1.0) > 1e-6:
         raise ValueError("dataset.split fractions must sum to 1")
@@ -141,7 +150,9 @@ def evaluation_runs():
 
 
 def used_tasks():
-    return sorted({task for _, task, _ in evaluation_runs()}, key=EVALUATION_TASKS.index)
+    return sorted(
+        {task for _, task, _ in evaluation_runs()}, key=EVALUATION_TASKS.index
+    )
 
 
 def sampler_settings(name):
@@ -166,3 +177,32 @@ def metrics_files():
 
 def table_files():
     return [f"{RESULTS}/tables/{experiment}.tsv" for experiment in EXPERIMENTS]
+
+
+def train_work_dir(wildcards):
+    settings = json.dumps(train_config(wildcards.experiment), sort_keys=True)
+    digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
+    return f"{WORK}/train/{wildcards.experiment}-{digest}"
+
+
+def shown_sampler(experiment, task):
+    """The sampler whose samples the grids show: the experiment's first."""
+    return samplers_for(experiment, task)[0]
+
+
+def sample_figure_files():
+    return [
+        f"{RESULTS}/figures/samples/{experiment}/{task}.png"
+        for experiment, settings in EXPERIMENTS.items()
+        for task in settings["evaluate_on"]
+    ]
+
+
+def sweep_metrics_files():
+    sweep = SAMPLING.get("sweep")
+    if not sweep:
+        return []
+    return [
+        f"{RESULTS}/metrics/{sweep['experiment']}/{sweep['task']}/{s}.json"
+        for s in sweep["samplers"]
+    ]

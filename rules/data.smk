@@ -20,17 +20,17 @@ if DATASET["kind"] == "demo_photos":
         output:
             crops=directory(f"{RESULTS}/data/crops"),
             files=f"{RESULTS}/data/all_files.txt",
-        params:
-            crop_size=DATASET["image_size"],
-            scales=DATASET["crops"]["scales"],
-            crops_per_scale=DATASET["crops"]["crops_per_scale"],
-            seed=config["seed"],
         log:
             f"{RESULTS}/logs/data/cut_demo_crops.log",
         benchmark:
             f"{RESULTS}/benchmarks/data/cut_demo_crops.tsv"
         conda:
             "../envs/palette.yaml"
+        params:
+            crop_size=DATASET["image_size"],
+            scales=DATASET["crops"]["scales"],
+            crops_per_scale=DATASET["crops"]["crops_per_scale"],
+            seed=config["seed"],
         script:
             "../scripts/cut_demo_crops.py"
 
@@ -40,15 +40,15 @@ if DATASET["kind"] == "celebahq":
     rule list_celebahq:
         output:
             files=f"{RESULTS}/data/all_files.txt",
-        params:
-            root=f"{DATA_ROOT}/celebahq",
-            expected=30000,
         log:
             f"{RESULTS}/logs/data/list_celebahq.log",
         benchmark:
             f"{RESULTS}/benchmarks/data/list_celebahq.tsv"
         conda:
             "../envs/workflow.yaml"
+        params:
+            root=f"{DATA_ROOT}/celebahq",
+            expected=30000,
         script:
             "../scripts/list_celebahq.py"
 
@@ -62,15 +62,15 @@ if DATASET["kind"] in ("demo_photos", "celebahq"):
             train=f"{RESULTS}/data/split/train.txt",
             val=f"{RESULTS}/data/split/val.txt",
             test=f"{RESULTS}/data/split/test.txt",
-        params:
-            fractions=DATASET["split"],
-            seed=config["seed"],
         log:
             f"{RESULTS}/logs/data/split_dataset.log",
         benchmark:
             f"{RESULTS}/benchmarks/data/split_dataset.tsv"
         conda:
             "../envs/palette.yaml"
+        params:
+            fractions=DATASET["split"],
+            seed=config["seed"],
         script:
             "../scripts/split_dataset.py"
 
@@ -80,20 +80,20 @@ if DATASET["kind"] == "places2":
     rule download_places2_archive:
         output:
             f"{DATA_ROOT}/places2/archives/{{archive}}",
-        wildcard_constraints:
-            archive="|".join(re.escape(name) for name in PLACES365_ARCHIVES),
-        params:
-            url=lambda wildcards: PLACES365_URL + wildcards.archive,
-            md5=lambda wildcards: PLACES365_ARCHIVES[wildcards.archive],
         log:
             f"{RESULTS}/logs/data/download_places2_archive/{{archive}}.log",
         benchmark:
             f"{RESULTS}/benchmarks/data/download_places2_archive/{{archive}}.tsv"
+        wildcard_constraints:
+            archive="|".join(re.escape(name) for name in PLACES365_ARCHIVES),
         retries: 2
-        resources:
-            downloads=1,
         conda:
             "../envs/workflow.yaml"
+        resources:
+            downloads=1,
+        params:
+            url=lambda wildcards: PLACES365_URL + wildcards.archive,
+            md5=lambda wildcards: PLACES365_ARCHIVES[wildcards.archive],
         script:
             "../scripts/download.py"
 
@@ -120,14 +120,14 @@ if DATASET["kind"] == "places2":
             train=f"{RESULTS}/data/split/train.txt",
             val=f"{RESULTS}/data/split/val.txt",
             test=f"{RESULTS}/data/split/test.txt",
-        params:
-            per_class=30,
         log:
             f"{RESULTS}/logs/data/list_places2.log",
         benchmark:
             f"{RESULTS}/benchmarks/data/list_places2.tsv"
         conda:
             "../envs/workflow.yaml"
+        params:
+            per_class=30,
         script:
             "../scripts/list_places2.py"
 
@@ -137,10 +137,6 @@ if DATASET["kind"] == "imagenet":
     rule download_ctest10k_list:
         output:
             f"{RESULTS}/data/ctest10k.txt",
-        params:
-            url=DATASET["test_list"]["url"],
-            sha256=DATASET["test_list"]["sha256"],
-            expected_count=DATASET["test_list"]["expected_count"],
         log:
             f"{RESULTS}/logs/data/download_ctest10k_list.log",
         benchmark:
@@ -148,6 +144,10 @@ if DATASET["kind"] == "imagenet":
         retries: 2
         conda:
             "../envs/workflow.yaml"
+        params:
+            url=DATASET["test_list"]["url"],
+            sha256=DATASET["test_list"]["sha256"],
+            expected_count=DATASET["test_list"]["expected_count"],
         script:
             "../scripts/download_ctest10k.py"
 
@@ -158,15 +158,15 @@ if DATASET["kind"] == "imagenet":
             train=f"{RESULTS}/data/split/train.txt",
             val=f"{RESULTS}/data/split/val.txt",
             test=f"{RESULTS}/data/split/test.txt",
-        params:
-            root=f"{DATA_ROOT}/imagenet",
-            expected_count=DATASET["test_list"]["expected_count"],
-            val_images=1000,
         log:
             f"{RESULTS}/logs/data/list_imagenet.log",
         benchmark:
             f"{RESULTS}/benchmarks/data/list_imagenet.tsv"
         conda:
             "../envs/workflow.yaml"
+        params:
+            root=f"{DATA_ROOT}/imagenet",
+            expected_count=DATASET["test_list"]["expected_count"],
+            val_images=1000,
         script:
             "../scripts/list_imagenet.py"

@@ -11,17 +11,17 @@ rule write_evaluation_set:
         test=f"{RESULTS}/data/split/test.txt",
     output:
         directory(f"{RESULTS}/evaluation_sets/{{task}}"),
-    params:
-        task="{task}",
-        image_size=DATASET["image_size"],
-        num_images=DATASET["evaluation_images"],
-        seed=config["seed"],
-        masks_file=EVALUATION["masks_file"],
     log:
         f"{RESULTS}/logs/degrade/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/degrade/{{task}}.tsv"
     conda:
         "../envs/palette.yaml"
+    params:
+        task="{task}",
+        image_size=DATASET["image_size"],
+        num_images=DATASET["evaluation_images"],
+        seed=config["seed"],
+        masks_file=EVALUATION["masks_file"],
     script:
         "../scripts/write_evaluation_set.py"

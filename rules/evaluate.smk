@@ -8,19 +8,19 @@ rule evaluate:
         samples=f"{RESULTS}/samples/{{experiment}}/{{task}}/{{sampler}}",
     output:
         f"{RESULTS}/metrics/{{experiment}}/{{task}}/{{sampler}}.json",
+    log:
+        f"{RESULTS}/logs/evaluate/{{experiment}}/{{task}}/{{sampler}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{experiment}}/{{task}}/{{sampler}}.tsv"
+    conda:
+        "../envs/palette.yaml"
+    resources:
+        gpu=1,
     params:
         metrics=EVALUATION["metrics"],
         batch_size=EVALUATION["batch_size"],
         device=EVALUATION["device"],
         weights_dir=EVALUATION["weights_dir"],
-    log:
-        f"{RESULTS}/logs/evaluate/{{experiment}}/{{task}}/{{sampler}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/evaluate/{{experiment}}/{{task}}/{{sampler}}.tsv"
-    resources:
-        gpu=1,
-    conda:
-        "../envs/palette.yaml"
     script:
         "../scripts/evaluate.py"
 

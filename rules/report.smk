@@ -3,26 +3,6 @@ results/report.html: the paper's tables with the paper's numbers beside ours, sa
 diversity strips, training curves, the quality-vs-steps sweep and the run's metadata."""
 
 
-def shown_sampler(experiment, task):
-    """The sampler whose samples the grids show: the experiment's first."""
-    return samplers_for(experiment, task)[0]
-
-
-def sample_figure_files():
-    return [
-        f"{RESULTS}/figures/samples/{experiment}/{task}.png"
-        for experiment, settings in EXPERIMENTS.items()
-        for task in settings["evaluate_on"]
-    ]
-
-
-def sweep_metrics_files():
-    sweep = SAMPLING.get("sweep")
-    if not sweep:
-        return []
-    return [f"{RESULTS}/metrics/{sweep['experiment']}/{sweep['task']}/{s}.json" for s in sweep["samplers"]]
-
-
 rule plot_training_curves:
     input:
         expand(f"{RESULTS}/training_logs/{{experiment}}.csv", experiment=EXPERIMENTS),
@@ -32,12 +12,12 @@ rule plot_training_curves:
             caption="../report/training_curves.rst",
             category="Training",
         ),
-    params:
-        experiments=list(EXPERIMENTS),
     log:
         f"{RESULTS}/logs/report/plot_training_curves.log",
     conda:
         "../envs/workflow.yaml"
+    params:
+        experiments=list(EXPERIMENTS),
     script:
         "../scripts/plot_training_curves.py"
 
@@ -51,13 +31,13 @@ rule plot_quality_vs_steps:
             caption="../report/quality_vs_steps.rst",
             category="Samplers",
         ),
-    params:
-        samplers=[] if not SAMPLING.get("sweep") else SAMPLING["sweep"]["samplers"],
-        sampler_settings={name: dict(settings) for name, settings in SAMPLERS.items()},
     log:
         f"{RESULTS}/logs/report/plot_quality_vs_steps.log",
     conda:
         "../envs/workflow.yaml"
+    params:
+        samplers=[] if not SAMPLING.get("sweep") else SAMPLING["sweep"]["samplers"],
+        sampler_settings={name: dict(settings) for name, settings in SAMPLERS.items()},
     script:
         "../scripts/plot_quality_vs_steps.py"
 
@@ -80,14 +60,18 @@ rule plot_samples:
             caption="../report/diversity.rst",
             category="Diversity",
             subcategory="{experiment}",
-            labels={"experiment": "{experiment}", "task": "{task}", "figure": "diversity"},
+            labels={
+                "experiment": "{experiment}",
+                "task": "{task}",
+                "figure": "diversity",
+            },
         ),
-    params:
-        grid_images=config["report"]["grid_images"],
     log:
         f"{RESULTS}/logs/report/plot_samples/{{experiment}}/{{task}}.log",
     conda:
         "../envs/workflow.yaml"
+    params:
+        grid_images=config["report"]["grid_images"],
     script:
         "../scripts/plot_samples.py"
 
@@ -96,10 +80,14 @@ rule html_report:
     input:
         tables=table_files(),
         metrics=metrics_files(),
-        training_logs=expand(f"{RESULTS}/training_logs/{{experiment}}.csv", experiment=EXPERIMENTS),
+        training_logs=expand(
+            f"{RESULTS}/training_logs/{{experiment}}.csv", experiment=EXPERIMENTS
+        ),
         training_curves=f"{RESULTS}/figures/training_curves.png",
         quality_vs_steps=(
-            [f"{RESULTS}/figures/quality_vs_steps.png"] if SAMPLING.get("sweep") else []
+            [f"{RESULTS}/figures/quality_vs_steps.png"]
+            if SAMPLING.get("sweep")
+            else []
         ),
         sample_figures=sample_figure_files(),
     output:
@@ -108,6 +96,10 @@ rule html_report:
             caption="../report/report_html.rst",
             category="Report",
         ),
+    log:
+        f"{RESULTS}/logs/report/html_report.log",
+    conda:
+        "../envs/workflow.yaml"
     params:
         title=config["report"]["title"],
         dataset=DATASET,
@@ -116,11 +108,7 @@ rule html_report:
         samplers={name: sampler_settings(name) for name in SAMPLERS},
         sweep=SAMPLING.get("sweep"),
         config_hash=config_hash(),
-        results_dir=RESULTS,
+        results_dir=lambda wildcards, output: str(Path(output[0]).parent),
         benchmarks_dir=f"{RESULTS}/benchmarks",
-    log:
-        f"{RESULTS}/logs/report/html_report.log",
-    conda:
-        "../envs/workflow.yaml"
     script:
         "../scripts/html_report.py"

@@ -9,29 +9,23 @@ a fresh folder instead of resuming an incompatible run.
 """
 
 
-def train_work_dir(wildcards):
-    settings = json.dumps(train_config(wildcards.experiment), sort_keys=True)
-    digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
-    return f"{WORK}/train/{wildcards.experiment}-{digest}"
-
-
 rule train:
     input:
         train=f"{RESULTS}/data/split/train.txt",
     output:
         checkpoint=f"{RESULTS}/checkpoints/{{experiment}}.pt",
         log_csv=f"{RESULTS}/training_logs/{{experiment}}.csv",
-    params:
-        train_config=lambda wildcards: train_config(wildcards.experiment),
-        work_dir=train_work_dir,
     log:
         f"{RESULTS}/logs/train/{{experiment}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{experiment}}.tsv"
     retries: 3
-    resources:
-        gpu=1,
     conda:
         "../envs/palette.yaml"
+    resources:
+        gpu=1,
+    params:
+        train_config=lambda wildcards: train_config(wildcards.experiment),
+        work_dir=train_work_dir,
     script:
         "../scripts/train.py"
