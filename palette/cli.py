@@ -14,6 +14,8 @@ import sys
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("palette.train", "train a Palette model or the regression baseline (resumable; exit 75 = resume me)"),
+    "eval": ("palette.eval_cli", "evaluate samples against ground truth: FID, IS, CA, PD, diversity"),
+    "weights": ("palette.weights_cli", "stage and check the evaluation weights (fetch, list)"),
 }
 
 

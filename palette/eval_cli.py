@@ -1,0 +1,73 @@
+"""`palette eval -s GT_DIR -d SAMPLE_DIR`: the paper's metrics of a sample folder, as a table and JSON.
+
+The flags follow the public reproduction (`-s` ground truth, `-d` samples). SAMPLE_DIR may hold the
+images or `sample_K/` subfolders (diversity across samples). File names must correspond.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-s", "--src", "--ground-truth", dest="gt_dir", required=True,
+                        help="folder of ground-truth images")
+    parser.add_argument("-d", "--dst", "--samples", dest="sample_dir", required=True,
+                        help="folder of outputs, or of sample_K/ subfolders")
+    parser.add_argument("--json", dest="json_path", default=None,
+                        help="write the results here (default: SAMPLE_DIR/metrics.json)")
+    parser.add_argument("--metrics", default="all",
+                        help="comma-separated subset of fid,is,pd,ca,psnr,ssim,lpips,ms_ssim "
+                             "(or 'diversity', 'all'; default all)")
+    parser.add_argument("--reference-stats", default=None,
+                        help="FID reference: an .npz with mu/sigma, or a folder of reference images "
+                             "(statistics computed once and cached); default: the ground-truth folder")
+    parser.add_argument("--labels", default=None, help="CSV with name,label (ImageNet class index) for CA top-1")
+    parser.add_argument("--classifier", default="auto", choices=["auto", "resnet50", "efficientnet_lite0"],
+                        help="CA classifier (auto: ResNet-50 if its weights resolve, else EfficientNet-Lite0)")
+    parser.add_argument("--device", default="auto", help="torch device (default: cuda if available)")
+    parser.add_argument("--weights-dir", default=None,
+                        help="resources folder for weights (default: $PALETTE_WEIGHTS_DIR or resources/weights)")
+    parser.add_argument("--stats-cache-dir", default=None, help="where reference statistics are cached")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def format_table(results: dict) -> str:
+    rows = []
+    for key, value in results.items():
+        if isinstance(value, float):
+            text = f"{value:.4f}" if math.isfinite(value) else str(value)
+        elif isinstance(value, list):
+            text = ", ".join(map(str, value))
+        else:
+            text = "n/a" if value is None else str(value)
+        rows.append((key, text))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    from palette.metrics.evaluate import FileMismatchError, evaluate_folders
+    from palette.weights import ChecksumMismatchError, WeightsNotFoundError
+
+    try:
+        results = evaluate_folders(
+            args.gt_dir, args.sample_dir, metrics=args.metrics, device=args.device,
+            reference_stats=args.reference_stats, labels=args.labels, classifier=args.classifier,
+            weights_dir=args.weights_dir, stats_cache_dir=args.stats_cache_dir,
+            batch_size=args.batch_size, progress=not args.no_progress,
+        )
+    except (FileMismatchError, FileNotFoundError, WeightsNotFoundError, ChecksumMismatchError, ValueError) as error:
+        print(f"palette eval: {error}", file=sys.stderr)
+        return 2
+    print(format_table(results))
+    json_path = Path(args.json_path) if args.json_path else Path(args.sample_dir) / "metrics.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {json_path}")
+    return 0
