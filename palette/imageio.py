@@ -217,9 +217,23 @@ def save_mask(path: str | os.PathLike, mask: np.ndarray | torch.Tensor) -> Path:
 
 
 def load_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a mask image as ``bool [H, W]`` (True = missing: pixels >= 128 after gray conversion)."""
-    rgb = load_image(path)
-    gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    """Read a mask image as ``bool [H, W]``: True (missing) where the gray value is >= 128.
+
+    Unlike ``load_image``, an 8-bit mask with alpha is composited onto BLACK: a stroke
+    painted in white on a transparent layer marks the missing pixels, the transparent rest is
+    known. Errors are ``ImageLoadError`` as for images.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _fail(path, "no such file")
+    image = _decode_with_pillow(path)
+    has_alpha = "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info)
+    if has_alpha and not _is_16bit_png(path):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32) * rgba[..., 3] / 255.0
+    else:
+        rgb = load_image(path)
+        gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     return gray >= 127.5
 
 

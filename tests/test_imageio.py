@@ -154,3 +154,14 @@ def test_list_images(tmp_path):
     assert ".png" in IMAGE_EXTENSIONS
     with pytest.raises(FileNotFoundError):
         list_images(tmp_path / "missing")
+
+
+def test_mask_with_alpha_reads_transparent_as_known(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[1:3, 1:3] = [255, 255, 255, 255]  # opaque white stroke on a transparent layer
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "stroke.png")
+    expected = np.zeros((4, 4), bool)
+    expected[1:3, 1:3] = True
+    np.testing.assert_array_equal(load_mask(tmp_path / "stroke.png"), expected)
+    with pytest.raises(ImageLoadError, match="nomask.png"):
+        load_mask(tmp_path / "nomask.png")
