@@ -442,7 +442,10 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
 
     progress = tqdm(total=config.steps, initial=step, disable=not (is_main and config.progress_bar),
                     dynamic_ncols=True, desc=config.name)
-    say = progress.write if is_main else (lambda message: None)
+    def say(message: str) -> None:
+        if is_main:
+            progress.write(message, file=sys.stderr)
+
     if resumed_from is not None:
         say(f"resumed from {resumed_from} at step {step}")
     say(f"{config.objective} {config.task} | preset {config.preset} | {device} x{world_size} | "

@@ -1,0 +1,236 @@
+"""The training engine end to end on the CPU: resume to the bit after SIGKILL, SIGTERM and the
+time budget leave a resumable checkpoint with the documented exit code, NaN stops cleanly, and
+the regression baseline and the multi-task mixture learn.
+
+Every run is the `tiny` U-Net on 32x32 crops of the installed photos, batch 4, tens of steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from palette import data
+from palette.checkpoint import CheckpointFolder, load_checkpoint, load_model
+from palette.train import (
+    CONFIG_EXIT_CODE, NONFINITE_LOSS_EXIT_CODE, RESUME_EXIT_CODE, NonFiniteLossError, TrainingPreempted,
+    add_arguments, run, train,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def crop_list(tmp_path_factory) -> Path:
+    """A file list of 18 small real crops (40 px; training takes random 32 px windows)."""
+    folder = tmp_path_factory.mktemp("crops")
+    files = data.make_crops(data.demo_photo_paths()[:3], folder, crop_size=40, scales=(0.5, 0.25), crops_per_scale=3)
+    return data.write_file_list(folder / "train.txt", files)
+
+
+def tiny_config(crop_list: Path, **changes) -> dict:
+    config = dict(
+        name="test", task="inpainting", preset="tiny", image_size=32, batch_size=4, steps=30,
+        warmup_steps=5, lr=1e-3, ema_decay=0.9, num_workers=0, log_every=1, checkpoint_every=3,
+        keep_every=None, tensorboard=False, progress_bar=False, train_files=str(crop_list),
+        model_overrides={"dropout": 0.1},  # so the dropout RNG has to be restored too
+    )
+    config.update(changes)
+    return config
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def trainer(config_path: Path, workdir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "palette.cli", "train", "--config", str(config_path),
+            "--workdir", str(workdir), "--no-lease", *extra]
+
+
+def environment() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    return env
+
+
+def logged_step(workdir: Path) -> int:
+    try:
+        rows = (workdir / "log.csv").read_text().splitlines()[1:]
+    except FileNotFoundError:
+        return 0
+    return int(rows[-1].split(",")[0]) if rows else 0
+
+
+def wait_for_step(process: subprocess.Popen, workdir: Path, step: int, timeout: float = 120) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = logged_step(workdir)
+        if current >= step or process.poll() is not None:
+            return current
+        time.sleep(0.02)
+    process.kill()
+    raise AssertionError(f"trainer did not reach step {step} within {timeout} s")
+
+
+def log_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(crop_list, tmp_path):
+    config = write_config(tmp_path / "config.yaml", tiny_config(crop_list))
+    whole = subprocess.run(trainer(config, tmp_path / "whole"), env=environment(), capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+
+    kill_step = random.Random().randint(2, 25)  # a save happens every 3 steps: the kill lands anywhere
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen(trainer(config, interrupted), env=environment(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    reached = wait_for_step(process, interrupted, kill_step)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (interrupted / "final.pt").exists(), f"the run finished before the kill (step {reached})"
+
+    # resume with a data-loader worker this time: the data order must not depend on it
+    resumed = subprocess.run(trainer(config, interrupted, "--set", "num_workers=1"), env=environment(),
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stderr, f"killed at step {reached}: {resumed.stderr}"
+
+    a, b = load_checkpoint(tmp_path / "whole" / "final.pt"), load_checkpoint(interrupted / "final.pt")
+    assert a["step"] == b["step"] == 30
+    for part in ("model", "ema"):
+        differing = [name for name in a[part] if not torch.equal(a[part][name], b[part][name])]
+        assert not differing, f"killed at step {reached}: {part} tensors differ: {differing[:3]}"
+    a_last = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")
+    b_last = load_checkpoint(interrupted / "checkpoints" / "last.pt")
+    for index, state in a_last["optimizer"]["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, b_last["optimizer"]["state"][index][key]), (index, key)
+    # the logged losses too: the resumed log has every step once, with the same values
+    losses_a = [row["loss"] for row in log_rows(tmp_path / "whole" / "log.csv")]
+    losses_b = [row["loss"] for row in log_rows(interrupted / "log.csv")]
+    assert losses_a == losses_b and len(losses_a) == 30
+
+
+def test_sigterm_saves_a_loadable_checkpoint_and_exits_with_the_resume_code(crop_list, tmp_path):
+    config = write_config(tmp_path / "config.yaml", tiny_config(crop_list, steps=10_000, checkpoint_every=1000))
+    workdir = tmp_path / "run"
+    process = subprocess.Popen(trainer(config, workdir), env=environment(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_step(process, workdir, 4)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == RESUME_EXIT_CODE == 75, stderr
+    assert "SIGTERM" in stderr
+    state = load_checkpoint(workdir / "checkpoints" / "last.pt")  # loads with weights_only=True
+    assert state["step"] >= 4 and state["kind"] == "training"
+    model, loaded_config = load_model(workdir / "checkpoints" / "last.pt")
+    assert loaded_config.preset == "tiny" and not (workdir / "final.pt").exists()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 6, 32, 32), torch.ones(1)).shape == (1, 3, 32, 32)
+
+
+def test_time_budget_saves_and_asks_to_be_resumed(crop_list, tmp_path):
+    config = tiny_config(crop_list, steps=10_000, checkpoint_every=1000, log_every=5, time_budget=8.0)
+    started = time.monotonic()
+    with pytest.raises(TrainingPreempted) as stopped:
+        train(config, tmp_path / "run")
+    assert time.monotonic() - started < 8.0
+    assert stopped.value.code == RESUME_EXIT_CODE and stopped.value.reason == "time budget"
+    state = load_checkpoint(stopped.value.checkpoint)
+    assert state["step"] > 0
+    # the retry resumes where the budget stopped it
+    final = train({**config, "steps": state["step"] + 2, "time_budget": None}, tmp_path / "run")
+    assert load_checkpoint(final)["step"] == state["step"] + 2
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(crop_list, tmp_path, monkeypatch):
+    import palette.diffusion
+
+    real_loss, calls = palette.diffusion.diffusion_loss, []
+
+    def loss_that_turns_nan(*args, **kwargs):
+        calls.append(1)
+        loss = real_loss(*args, **kwargs)
+        return loss * float("nan") if len(calls) >= 8 else loss
+
+    monkeypatch.setattr(palette.diffusion, "diffusion_loss", loss_that_turns_nan)
+    workdir = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError, match="nan") as error:
+        train(tiny_config(crop_list, steps=20, checkpoint_every=3, log_every=5), workdir)
+    assert "last.pt" in str(error.value)
+    state = load_checkpoint(workdir / "checkpoints" / "last.pt")
+    assert state["step"] == 6  # saved at 3 and 6; the NaN at step 8 is found at the log step 10
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
+    assert not (workdir / "final.pt").exists()
+
+
+def mean_loss(rows: list[dict], first: int, last: int) -> float:
+    values = [float(row["loss"]) for row in rows[first:last]]
+    return sum(values) / len(values)
+
+
+@pytest.mark.parametrize("task, objective", [("colorization", "regression"), ("multitask", "diffusion")])
+def test_regression_baseline_and_multitask_mixture_learn(crop_list, tmp_path, task, objective):
+    config = tiny_config(crop_list, task=task, objective=objective, steps=40, warmup_steps=0, lr=2e-3,
+                         model_overrides={}, checkpoint_every=40, tensorboard=True)
+    final = train(config, tmp_path / "run", final_checkpoint=tmp_path / "model.pt")
+    rows = log_rows(tmp_path / "model.csv")  # the log travels with the final checkpoint
+    early, late = mean_loss(rows, 0, 5), mean_loss(rows, -5, None)
+    assert late < 0.7 * early, f"{objective} {task}: loss {early:.4f} -> {late:.4f}"
+    model, loaded = load_model(final)
+    assert loaded.objective == objective and model.in_channels == (3 if objective == "regression" else 6)
+    assert any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_regression_predict_keeps_known_pixels():
+    from palette.train import regression_predict
+    from palette.unet import build_unet
+
+    torch.manual_seed(0)
+    model = build_unet("tiny", in_channels=3).eval()
+    source = torch.rand(2, 3, 32, 32) * 2 - 1
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[0, :, 8:24, 8:24] = 1  # sample 1 has no mask: every pixel is predicted
+    out = regression_predict(model, source, mask)
+    assert torch.equal(out[0][:, mask[0, 0] == 0], source[0][:, mask[0, 0] == 0])
+    assert not torch.equal(out[1], source[1]) and out.abs().max() <= 1
+
+
+def test_command_line_refuses_bad_config_naming_the_key(tmp_path, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    config = write_config(tmp_path / "bad.yaml", {"preset": "tiny", "learning_rate": 1e-4})
+    assert run(parser.parse_args(["--config", str(config), "--workdir", str(tmp_path / "w"), "--no-lease"])) == CONFIG_EXIT_CODE
+    assert "unknown key 'learning_rate'" in capsys.readouterr().err
+    config = write_config(tmp_path / "bad2.yaml", {"ema_decay": 2})
+    assert run(parser.parse_args(["--config", str(config), "--workdir", str(tmp_path / "w"), "--no-lease"])) == CONFIG_EXIT_CODE
+    assert "'ema_decay' has value 2" in capsys.readouterr().err
+    assert len({RESUME_EXIT_CODE, NONFINITE_LOSS_EXIT_CODE, CONFIG_EXIT_CODE, 0, 1, 2}) == 6
+
+
+def test_incompatible_checkpoint_is_refused_with_what_differs(crop_list, tmp_path):
+    from palette.checkpoint import CheckpointError
+
+    config = tiny_config(crop_list, steps=3)
+    train(config, tmp_path / "run")
+    with pytest.raises(CheckpointError, match=r"lr: checkpoint has 0.001, config has 0.002"):
+        train({**config, "lr": 2e-3, "steps": 6}, tmp_path / "run")
+    with pytest.raises(CheckpointError, match="preset"):
+        train({**config, "preset": "small", "steps": 6}, tmp_path / "run")
+    assert CheckpointFolder(tmp_path / "run" / "checkpoints").load_latest()[0]["step"] == 3

@@ -1,0 +1,104 @@
+"""The training engine's parts: config schema, data stream, EMA, learning-rate schedule, MFU peaks."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from palette.config import COMPATIBILITY_KEYS, ConfigError, TrainConfig, defaults, load_config, schema
+from palette.ema import EMA
+from palette.train import SampleStream, device_peak_flops, epoch_permutation, learning_rate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_schema_and_dataclass_agree_and_every_key_is_documented():
+    fields = [field.name for field in dataclasses.fields(TrainConfig)]
+    assert fields == list(schema()["properties"])
+    for key, spec in schema()["properties"].items():
+        assert "default" in spec and spec.get("description"), key
+    assert set(COMPATIBILITY_KEYS) <= set(fields)
+
+
+def test_defaults_are_the_papers():
+    config = load_config({})
+    assert (config.lr, config.warmup_steps, config.ema_decay, config.batch_size, config.steps, config.loss) == (
+        1e-4, 10_000, 0.9999, 1024, 1_000_000, "l2")
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"lerning_rate": 1}, "unknown key 'lerning_rate' (value 1)"),
+    ({"steps": "many"}, "key 'steps' has value 'many'"),
+    ({"objective": "gan"}, "key 'objective' has value 'gan'"),
+    ({"batch_size": 6, "grad_accumulation": 4}, "does not divide"),
+])
+def test_config_errors_name_key_and_value(values, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(values)
+    assert message in str(error.value)
+
+
+def test_example_configs_are_valid():
+    paths = sorted((REPO / "configs" / "train").glob("*.yaml"))
+    assert paths
+    for path in paths:
+        load_config(path)
+    paper = load_config(REPO / "configs" / "train" / "paper_inpainting.yaml")
+    assert (paper.preset, paper.batch_size, paper.lr, paper.warmup_steps, paper.ema_decay) == ("paper", 1024, 1e-4, 10_000, 0.9999)
+
+
+def test_sample_stream_covers_each_epoch_once_and_splits_over_ranks_and_micro_batches():
+    def take(stream, count):
+        iterator = iter(stream)
+        return [next(iterator) for _ in range(count)]
+
+    # one process: 10 items, batch 4 -> a step can span two epochs; each epoch is a permutation
+    single = [pair for batch in take(SampleStream(10, 7, 4, 1, 0, 1, start=0), 10) for pair in batch]
+    for epoch in range(4):
+        assert sorted(index for e, index in single if e == epoch) == list(range(10))
+    assert [index for e, index in single if e == 1] == epoch_permutation(10, 7, 1).tolist()
+
+    # 2 ranks x 2 micro-batches of 1 consume the same samples per step as one process
+    ranks = [take(SampleStream(10, 7, 4, 2, rank, 2, start=0), 20) for rank in (0, 1)]
+    for step in range(10):
+        together = [ranks[rank][2 * step + micro][0] for micro in (0, 1) for rank in (0, 1)]
+        assert together == single[4 * step: 4 * step + 4]
+
+    # resuming at step 3 continues exactly where the stream was
+    assert [p for b in take(SampleStream(10, 7, 4, 1, 0, 1, start=12), 5) for p in b] == single[12:32]
+
+
+def test_ema_is_the_closed_form_average_and_foreach_equals_the_loop():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    start = {name: t.clone() for name, t in model.state_dict().items()}
+    fast, slow = EMA(model, 0.9), EMA(model, 0.9, foreach=False)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+        model[1].num_batches_tracked += 5
+    for _ in range(10):
+        fast.update()
+        slow.update()
+    for name, value in model.state_dict().items():
+        if value.is_floating_point():
+            expected = value + 0.9 ** 10 * (start[name] - value)  # ema_n = w + d^n (ema_0 - w)
+            torch.testing.assert_close(fast.state_dict()[name], expected)
+            assert torch.equal(fast.state_dict()[name], slow.state_dict()[name])
+        else:
+            assert torch.equal(fast.state_dict()[name], value)
+
+
+def test_learning_rate_warms_up_linearly_then_stays():
+    config = load_config({"lr": 1e-4, "warmup_steps": 10_000})
+    assert learning_rate(0, config) == pytest.approx(1e-8)
+    assert learning_rate(4_999, config) == pytest.approx(5e-5)
+    assert learning_rate(9_999, config) == learning_rate(500_000, config) == 1e-4
+    assert learning_rate(0, load_config({"warmup_steps": 0})) == 1e-4
+
+
+def test_mfu_peak_is_unknown_on_cpu():
+    assert device_peak_flops(torch.device("cpu"), "fp32") is None
