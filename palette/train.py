@@ -616,6 +616,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"palette train: {error}", file=sys.stderr)
         return NONFINITE_LOSS_EXIT_CODE
     except TrainingPreempted as stopped:
-        print(f"palette train: {stopped}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"palette train: {stopped}", file=sys.stderr)
         return RESUME_EXIT_CODE
     return 0
