@@ -15,7 +15,8 @@ A work folder (`CheckpointFolder`) holds
     step_NNNNNNN.pt    permanent copies every `keep_every` steps (hard links where possible)
 
 Training checkpoints hold: format, kind, step, samples_seen, config, objective, task, model,
-ema, optimizer, rng (see palette.train). Final checkpoints (kind "final") drop the optimizer and
+ema, optimizer, and `ranks`: per process, its RNG states and its part of the log row in
+progress (see palette.train). Final checkpoints (kind "final") drop the optimizer and
 RNG state. `load_model` rebuilds the network from the stored config for sampling/evaluation.
 """
 

@@ -376,6 +376,8 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
     # --- resume
     checkpoints = CheckpointFolder(workdir / "checkpoints")
     step, resumed_from = 0, None
+    loss_sum = torch.zeros((), device=device)  # losses since the last log row, summed on the device (no sync per step)
+    loss_count = 0
     found = checkpoints.load_latest()
     if found is None:
         torch.manual_seed(config.seed + 1 + rank)  # dropout streams differ per rank
@@ -394,9 +396,10 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
             group["fused"] = optimizer.defaults["fused"]
             group["foreach"] = optimizer.defaults["foreach"]
         step = state["step"]
-        rng_states = state["rng"]
-        if len(rng_states) == world_size:
-            restore_rng_state(rng_states[rank], generators)
+        if len(state["ranks"]) == world_size:
+            restore_rng_state(state["ranks"][rank]["rng"], generators)
+            loss_sum.fill_(state["ranks"][rank]["loss_sum"])  # the log row in progress
+            loss_count = state["ranks"][rank]["loss_count"]
         else:  # a different number of GPUs: continue with fresh, seeded streams
             torch.manual_seed(config.seed + 1 + rank + 7919 * step)
             noise_generator.manual_seed(config.seed * 1000 + rank + 7919 * step)
@@ -442,6 +445,7 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
 
     progress = tqdm(total=config.steps, initial=step, disable=not (is_main and config.progress_bar),
                     dynamic_ncols=True, desc=config.name)
+
     def say(message: str) -> None:
         if is_main:
             progress.write(message, file=sys.stderr)
@@ -455,8 +459,9 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
 
     def save(keep: bool = False) -> Path | None:
         """Checkpoint the full training state (after checking the loss is still finite)."""
-        check_finite()
-        rng = gather_objects(capture_rng_state(generators), world_size)
+        mean_loss_or_stop()
+        ranks = gather_objects({"rng": capture_rng_state(generators), "loss_sum": loss_sum.item(),
+                                "loss_count": loss_count}, world_size)
         path = None
         if is_main:
             path = checkpoints.save({
@@ -464,27 +469,23 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
                 "samples_seen": step * config.batch_size, "config": config.to_dict(),
                 "objective": config.objective, "task": config.task,
                 "model": raw_model.state_dict(), "ema": ema.state_dict(),
-                "optimizer": optimizer.state_dict(), "rng": rng,
+                "optimizer": optimizer.state_dict(), "ranks": ranks,
             }, keep=keep)
         return path
 
-    loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
-    loss_count, checked_step = 0, step
-
-    def check_finite() -> float:
-        """Mean loss since the last check; stops on NaN/inf (one host sync)."""
-        nonlocal loss_sum, loss_count, checked_step
+    def mean_loss_or_stop() -> float:
+        """Mean loss over the steps since the last log row; stops on NaN/inf (one host sync)."""
+        nonlocal finite_until
         total = all_reduce(loss_sum.clone(), world_size).item() / world_size
-        mean = total / max(loss_count, 1)
         if not math.isfinite(total):
             good = checkpoints.last if checkpoints.last.exists() else None
             raise NonFiniteLossError(
-                f"loss became {mean} between step {checked_step} and step {step}; training stopped. "
+                f"loss became {total} between step {finite_until} and step {step}; training stopped. "
                 f"Last good checkpoint: {good or 'none'} (resume from it with a lower lr or after checking the data)")
-        loss_sum.zero_()
-        loss_count, checked_step = 0, step
-        return mean
+        finite_until = step
+        return total / max(loss_count, 1)
 
+    finite_until = step
     last_log_time, last_log_step = time.monotonic(), step
     step_seconds, save_seconds = 0.0, 0.0
     raw_model.train()
@@ -514,7 +515,9 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
                 progress.update(1)
 
                 if step % config.log_every == 0 or step == config.steps:
-                    mean_loss = check_finite()  # syncs, so the timing below is honest
+                    mean_loss = mean_loss_or_stop()  # syncs, so the timing below is honest
+                    loss_sum.zero_()
+                    loss_count = 0
                     now = time.monotonic()
                     images_per_s = (step - last_log_step) * config.batch_size / (now - last_log_time)
                     mfu = flops_per_image * images_per_s / world_size / peak if peak else None
