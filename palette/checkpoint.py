@@ -74,7 +74,8 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     """Write `state` (plus its digest) to `path` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {**state, DIGEST_KEY: content_digest(state)}
+    state = _to_cpu(state)  # one device-to-host copy, shared by the digest and the file
+    state[DIGEST_KEY] = content_digest(state)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -86,6 +87,16 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
         tmp.unlink(missing_ok=True)
     _fsync_folder(path.parent)
     return path
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {key: _to_cpu(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(value) for value in obj)
+    return obj
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
