@@ -235,3 +235,44 @@ def test_incompatible_checkpoint_is_refused_with_what_differs(crop_list, tmp_pat
     with pytest.raises(CheckpointError, match="preset"):
         train({**config, "preset": "small", "steps": 6}, tmp_path / "run")
     assert CheckpointFolder(tmp_path / "run" / "checkpoints").load_latest()[0]["step"] == 3
+
+
+def test_sigusr1_also_saves_and_stops(crop_list, tmp_path):
+    import threading
+
+    workdir = tmp_path / "run"
+
+    def signal_when_training():
+        deadline = time.monotonic() + 120
+        while logged_step(workdir) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    threading.Thread(target=signal_when_training, daemon=True).start()
+    with pytest.raises(TrainingPreempted) as stopped:
+        train(tiny_config(crop_list, steps=10_000, checkpoint_every=1000), workdir)
+    assert stopped.value.reason == "SIGUSR1"
+    assert load_checkpoint(workdir / "checkpoints" / "last.pt")["step"] >= 2
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # the trainer's handlers are removed again
+
+
+@pytest.mark.slow
+def test_ddp_through_torchrun_trains_saves_every_rank_and_resumes(crop_list, tmp_path):
+    config = write_config(tmp_path / "config.yaml", tiny_config(
+        crop_list, steps=4, batch_size=4, grad_accumulation=2, checkpoint_every=2, log_every=2, device="cpu"))
+
+    def torchrun(*extra):
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
+                   *trainer(config, tmp_path / "run", *extra)[1:]]
+        return subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=300)
+
+    first = torchrun()
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "cpu x2" in first.stderr and "batch 4 = 2 x 2 x 1" in first.stderr
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert state["step"] == 4 and len(state["ranks"]) == 2
+    noise_states = [rank["rng"]["generators"]["diffusion_noise"] for rank in state["ranks"]]
+    assert not torch.equal(*noise_states)  # each rank draws its own noise
+    second = torchrun("--steps", "6")
+    assert second.returncode == 0 and "resumed from" in second.stderr, second.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "run" / "final.pt")["step"] == 6
