@@ -220,10 +220,16 @@ class SelfAttention(nn.Module):
         """[B, 3C, h, w] -> [B, C, h, w]: every pixel attends to every pixel of this map."""
         batch, three_channels, height, width = qkv.shape
         head_channels = three_channels // (3 * self.num_heads)
-        qkv = qkv.reshape(batch, 3, self.num_heads, head_channels, height * width)
-        query, key, value = qkv.transpose(-1, -2).unbind(dim=1)  # each [B, heads, hw, c]
+        # Channels last, so q, k, v have unit stride in their channel dimension: the fused
+        # (flash / memory-efficient) kernels need that and otherwise fall back to the math
+        # kernel, which materialises the hw x hw attention matrix.
+        qkv = qkv.permute(0, 2, 3, 1).reshape(
+            batch, height * width, 3, self.num_heads, head_channels
+        )
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(dim=0)  # each [B, heads, hw, c]
         out = F.scaled_dot_product_attention(query, key, value)
-        return out.transpose(-1, -2).reshape(batch, -1, height, width)
+        out = out.transpose(1, 2).reshape(batch, height, width, -1)
+        return out.permute(0, 3, 1, 2)
 
     def forward(self, x: Tensor, emb: Tensor | None = None) -> Tensor:
         qkv = self.to_qkv(self.norm(x))

@@ -169,6 +169,20 @@ def test_local_attention_stays_within_its_block_and_global_does_not():
     assert global_outside.max() > 1e-3
 
 
+def test_self_attention_matches_a_direct_computation():
+    torch.manual_seed(0)
+    attention = _randomize_zero_parameters(SelfAttention(16, num_head_channels=8, num_groups=4))
+    x = torch.randn(2, 16, 3, 5)
+    q, k, v = attention.to_qkv(attention.norm(x)).flatten(2).chunk(3, dim=1)  # [B, C, hw] each
+    heads = []
+    for head in range(2):
+        rows = slice(8 * head, 8 * head + 8)
+        weights = torch.softmax(q[:, rows].transpose(1, 2) @ k[:, rows] / 8**0.5, dim=-1)
+        heads.append(v[:, rows] @ weights.transpose(1, 2))  # [B, c, hw]
+    expected = x + attention.projection(torch.cat(heads, dim=1).reshape(2, 16, 3, 5))
+    torch.testing.assert_close(attention(x), expected, rtol=1e-4, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------
 # Noise-level conditioning
 
@@ -262,3 +276,29 @@ def test_forward_flops_same_on_meta_and_cpu():
         meta = forward_flops(build_unet("tiny"), (32, 48))
     cpu = forward_flops(build_unet("tiny"), (32, 48))
     assert meta == cpu > 0
+
+
+def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return ((actual.float().cpu() - expected).norm() / expected.norm()).item()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("attention_type", ["global", "local", "none", "dilated"])
+def test_cuda_float32_and_bfloat16_channels_last_match_cpu(attention_type):
+    torch.manual_seed(0)
+    model = _randomize_zero_parameters(build_unet("tiny", attention_type=attention_type)).eval()
+    x, gamma = _inputs(2, 36, 44)
+    with torch.no_grad():
+        expected = model(x, gamma)
+        model = model.cuda()
+        x, gamma = x.cuda(), gamma.cuda()
+        # cuDNN convolutions may run in TF32 (10-bit mantissa): about 1e-3 relative.
+        assert _relative_error(model(x, gamma), expected) < 1e-2
+        model = model.to(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = model(x.contiguous(memory_format=torch.channels_last), gamma)
+    assert _relative_error(out, expected) < 5e-2
+    model.train()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        model(x, gamma).float().square().mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
