@@ -6,7 +6,9 @@ EMA update, on synthetic images of the preset's size. Modes:
   plain      fp32, TF32 off, NCHW, Adam (for-loop), EMA tensor by tensor, eager
   optimized  bf16 autocast (CUDA), TF32 on, channels_last where GroupNorm keeps the layout,
              fused Adam (CUDA), foreach EMA, eager
-  compiled   optimized + torch.compile (adds minutes of compile time for `paper`)
+  optimized_nhwc  optimized with channels_last forced on (to see whether NHWC pays off even
+             where eager GroupNorm falls back to NCHW)
+  compiled   optimized + torch.compile, channels_last on (adds minutes of compile time for `paper`)
 
 MFU = 3 x analytic forward FLOPs per image x images/s / the device's peak for the arithmetic
 used (bf16, TF32 or fp32 dense, palette.train.PEAK_FLOPS); "vs bf16 peak" puts every mode on the
@@ -42,15 +44,18 @@ DEFAULT_BATCH = {"paper": 8, "paper_local": 8, "paper_no_attention": 8, "paper_d
 
 
 def run_mode(model, preset, mode, device, batch, image_size, steps, warmup, channels_last_choice) -> dict:
-    optimized = mode in ("optimized", "compiled")
+    if mode not in ("plain", "optimized", "optimized_nhwc", "compiled"):
+        raise ValueError(f"unknown mode {mode!r}")
+    optimized = mode != "plain"
     use_bf16 = optimized and device.type == "cuda"
     tf32 = optimized
     if device.type == "cuda":
         set_tf32(tf32)
         torch.backends.cudnn.benchmark = True
     channels_last = optimized and (
-        channels_last_choice == "on"
-        or (channels_last_choice == "auto" and device.type == "cuda" and group_norm_keeps_channels_last(device)))
+        channels_last_choice == "on" or mode == "optimized_nhwc"
+        or (channels_last_choice == "auto" and device.type == "cuda"
+            and (mode == "compiled" or group_norm_keeps_channels_last(device))))  # as palette.train decides
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     fused = optimized and device.type == "cuda"
@@ -145,7 +150,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto")
     parser.add_argument("--presets", default=None, help="comma-separated (default: paper,public,small on CUDA; small,tiny on CPU)")
-    parser.add_argument("--modes", default="plain,optimized", help="comma-separated from plain, optimized, compiled")
+    parser.add_argument("--modes", default="plain,optimized",
+                        help="comma-separated from plain, optimized, optimized_nhwc, compiled")
     parser.add_argument("--batch", default=None,
                         help="one batch size for all presets, or preset=N,... (default " + str(DEFAULT_BATCH) + ")")
     parser.add_argument("--image-size", type=int, default=None, help="default: the preset's own (256 for paper/public)")

@@ -354,8 +354,8 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
     if device.type == "cuda":
         set_tf32(config.tf32)
         torch.backends.cudnn.benchmark = True
-    channels_last = config.channels_last is True or (
-        config.channels_last == "auto" and device.type == "cuda" and group_norm_keeps_channels_last(device))
+    channels_last = config.channels_last is True or (config.channels_last == "auto" and device.type == "cuda" and (
+        config.compile or group_norm_keeps_channels_last(device)))  # compiled GroupNorm keeps the layout
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     # --- analytic FLOPs for MFU: 3 x forward (forward + backward) per image (before any RNG is set)
