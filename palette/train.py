@@ -18,7 +18,9 @@ s x batch_size. On the CPU an interrupted and resumed run ends bitwise equal to 
 Exit codes (`palette train`): 0 done; RESUME_EXIT_CODE (75, EX_TEMPFAIL) when SIGTERM/SIGUSR1 or
 the time budget stopped it after saving a checkpoint (run it again to resume);
 NONFINITE_LOSS_EXIT_CODE (65) when the loss became NaN/inf (the last good checkpoint is kept);
-CONFIG_EXIT_CODE (78) for a bad config or a checkpoint from an incompatible config.
+CONFIG_EXIT_CODE (78) for a bad config or a checkpoint from an incompatible config. Under
+torchrun every worker exits with these codes, but torchrun's own exit status is 1 after a
+forwarded SIGTERM: still non-zero, so a Snakemake `retries:` job resumes either way.
 """
 
 from __future__ import annotations
@@ -276,6 +278,13 @@ def all_reduce(value: torch.Tensor, world_size: int, op: str = "sum") -> torch.T
 
         dist.all_reduce(value, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
     return value
+
+
+def barrier(world_size: int) -> None:
+    if world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 def gather_objects(obj, world_size: int) -> list:
@@ -546,7 +555,9 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
                     flag = all_reduce(torch.tensor(float(stop is not None), device=device), world_size, "max")
                     stop = stop or ("another rank stopped" if flag.item() else None)
                 if stop is not None and step < config.steps:
-                    raise TrainingPreempted(stop, save())
+                    path = save()
+                    barrier(world_size)  # no rank exits (and so ends the job) before rank 0 has written
+                    raise TrainingPreempted(stop, path)
                 if step % config.checkpoint_every == 0 or step == config.steps:
                     save_started = time.monotonic()
                     save(keep=bool(config.keep_every) and step % config.keep_every == 0)
@@ -563,6 +574,7 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
             csv_file.flush()
             shutil.copyfile(workdir / "log.csv", final_checkpoint.with_suffix(".csv"))
             say(f"done: {step} steps; final EMA checkpoint {final_checkpoint}")
+        barrier(world_size)
         return final_checkpoint
     finally:
         progress.close()
@@ -570,10 +582,6 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
             csv_file.close()
         if tensorboard is not None:
             tensorboard.close()
-        if world_size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
 
 
 # ----------------------------------------------------------------------------- command line
@@ -622,4 +630,7 @@ def run(args: argparse.Namespace) -> int:
         if os.environ.get("RANK", "0") == "0":
             print(f"palette train: {stopped}", file=sys.stderr)
         return RESUME_EXIT_CODE
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     return 0
