@@ -11,8 +11,11 @@ one table per experiment) -> report (results/report.html).
     snakemake --workflow-profile profiles/slurm --configfile config/presets/places2.yaml
 """
 
+# config.yaml is the default run. A --configfile (a preset, the CI config) replaces it instead of
+# being merged into it: merging would add the demo's experiments to a paper-scale run.
+if not workflow.overwrite_configfiles:
 
-configfile: "config.yaml"
+    configfile: "config.yaml"
 
 
 include: "rules/common.smk"

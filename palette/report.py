@@ -59,11 +59,29 @@ def flatten_metrics(values: dict, prefix: str = "") -> dict:
 
 
 def metric_value(flat: dict, metric: str) -> float | None:
-    """A headline metric from flattened metrics: `fid` or `fid.value`, whichever is a number."""
-    for key in (metric, f"{metric}.value", f"{metric}.mean"):
-        value = flat.get(key)
-        if isinstance(value, float) and math.isfinite(value):
-            return value
+    """A headline metric from one run's metrics, in the paper's units (CA in percent).
+
+    CA is top-1 accuracy against labels where the data set has them (`ca_top1`), else the
+    agreement with the classifier's prediction on the ground truth (`ca_agreement_with_gt`);
+    `ca_kind` tells which one a number is.
+    """
+    if metric == "ca":
+        for key in ("ca_top1", "ca_agreement_with_gt"):
+            value = flat.get(key)
+            if isinstance(value, float) and math.isfinite(value):
+                return 100.0 * value if value <= 1.0 else value
+        return None
+    value = flat.get(metric)
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return None
+
+
+def ca_kind(flat: dict) -> str | None:
+    if "ca_top1" in flat:
+        return "top-1 accuracy against labels"
+    if "ca_agreement_with_gt" in flat:
+        return "agreement with the classifier's prediction on the ground truth (no labels)"
     return None
 
 
@@ -249,7 +267,15 @@ def _metric_label(metric: str) -> str:
 
 
 def _unavailable_reason(flat: dict, metric: str) -> str | None:
-    for key in (f"{metric}.reason", f"{metric}.unavailable", f"{metric}.error"):
+    """Why a metric has no number (palette.metrics reports `is_unavailable`, `diversity_unavailable`)."""
+    keys = [f"{metric}_unavailable"]
+    if metric == "lpips_diversity":
+        keys.append("diversity_unavailable")
+    if metric == "ca":
+        kind = ca_kind(flat)
+        if kind:
+            return "CA here is " + kind
+    for key in keys:
         if isinstance(flat.get(key), str):
             return flat[key]
     return None

@@ -5,7 +5,7 @@ diversity strips, training curves, the quality-vs-steps sweep and the run's meta
 
 rule plot_training_curves:
     input:
-        expand(f"{RESULTS}/training_logs/{{experiment}}.csv", experiment=EXPERIMENTS),
+        expand(f"{RESULTS}/checkpoints/{{experiment}}.csv", experiment=EXPERIMENTS),
     output:
         report(
             f"{RESULTS}/figures/training_curves.png",
@@ -81,7 +81,7 @@ rule html_report:
         tables=table_files(),
         metrics=metrics_files(),
         training_logs=expand(
-            f"{RESULTS}/training_logs/{{experiment}}.csv", experiment=EXPERIMENTS
+            f"{RESULTS}/checkpoints/{{experiment}}.csv", experiment=EXPERIMENTS
         ),
         training_curves=f"{RESULTS}/figures/training_curves.png",
         quality_vs_steps=(

@@ -14,7 +14,7 @@ rule train:
         train=f"{RESULTS}/data/split/train.txt",
     output:
         checkpoint=f"{RESULTS}/checkpoints/{{experiment}}.pt",
-        log_csv=f"{RESULTS}/training_logs/{{experiment}}.csv",
+        log_csv=f"{RESULTS}/checkpoints/{{experiment}}.csv",
     log:
         f"{RESULTS}/logs/train/{{experiment}}.log",
     benchmark:

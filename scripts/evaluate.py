@@ -23,6 +23,8 @@ results = evaluate_folders(
     metrics=list(snakemake.params.metrics),
     device=device,
     batch_size=snakemake.params.batch_size,
+    weights_dir=snakemake.params.weights_dir,
+    progress=False,
 )
 results = {
     "experiment": snakemake.wildcards.experiment,
