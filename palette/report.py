@@ -109,7 +109,7 @@ class PaperRow:
 
     label: str
     paper: dict  # metric key -> number
-    role: str | None = None  # our experiment's role; None = a paper-only row (prior work, ground truth)
+    role: str | tuple | None = None  # our experiment's role(s), in order of preference; None = paper only
     train_task: str | None = None
     task: str | None = None  # evaluation task variant; None = the experiment's first
 
@@ -201,13 +201,30 @@ PAPER_TABLES = [
         "Inpainting, 500k steps, batch 512, ImageNet.",
         ["fid", "is", "pd"],
         [
-            PaperRow("Global self-attention", _numbers(7.4, 164.8, pd_=67.1), "task_model", "inpainting", "@attention_local"),
+            PaperRow("Global self-attention", _numbers(7.4, 164.8, pd_=67.1), ("attention_global", "task_model"), "inpainting", "@attention_local"),
             PaperRow("Local self-attention", _numbers(9.4, 149.8, pd_=78.2), "attention_local", "inpainting"),
             PaperRow("No attention, 2x res blocks", _numbers(8.1, 157.1, pd_=71.9), "attention_none", "inpainting"),
             PaperRow("Dilated convolutions", _numbers(8.0, 157.5, pd_=70.6), "attention_dilated", "inpainting"),
         ],
     ),
 ]
+
+
+# Places2 numbers the paper gives (PAPER.md); the other cells of a Places2 run stay empty.
+PLACES2_NUMBERS = {
+    ("Inpainting (paper Table 2)", "Palette, 10-20 % free-form"): _numbers(11.6, pd_=22.1),
+    ("Inpainting (paper Table 2)", "Ground truth"): _numbers(11.4),
+    ("Uncropping (paper Table 3)", "Palette"): _numbers(3.53, pd_=103.3),
+}
+
+
+def paper_numbers(table: PaperTable, row: PaperRow, dataset_kind: str) -> tuple[dict, str]:
+    """The paper's numbers for a row on this run's data set, and which data set they are from."""
+    if dataset_kind == "places2":
+        return PLACES2_NUMBERS.get((table.title, row.label), {}), "Places2"
+    if dataset_kind == "celebahq":
+        return {}, "none (the paper reports no CelebA-HQ numbers)"
+    return row.paper, "ImageNet"
 
 
 def _find_run(row: PaperRow, experiments: dict, shown_samplers: dict) -> tuple[str, str, str] | None:
@@ -222,30 +239,35 @@ def _find_run(row: PaperRow, experiments: dict, shown_samplers: dict) -> tuple[s
         if partner is None:
             return None
         task = partner[1]
-    for name, settings in experiments.items():
-        if settings.get("role", "task_model") != row.role or settings["train"]["task"] != row.train_task:
-            continue
-        candidate = task or settings["evaluate_on"][0]
-        if candidate in settings["evaluate_on"] and (name, candidate) in shown_samplers:
-            return name, candidate, shown_samplers[(name, candidate)]
+    roles = row.role if isinstance(row.role, tuple) else (row.role,)
+    for role in roles:
+        for name, settings in experiments.items():
+            if settings.get("role", "task_model") != role or settings["train"]["task"] != row.train_task:
+                continue
+            candidate = task or settings["evaluate_on"][0]
+            if candidate in settings["evaluate_on"] and (name, candidate) in shown_samplers:
+                return name, candidate, shown_samplers[(name, candidate)]
     return None
 
 
-def paper_tables(experiments: dict, metrics: dict, shown_samplers: dict) -> list[dict]:
+def paper_tables(experiments: dict, metrics: dict, shown_samplers: dict, dataset_kind: str = "imagenet") -> list[dict]:
     """The paper's tables with our numbers beside the paper's.
 
     `metrics` maps (experiment, task, sampler) to flattened metrics; `shown_samplers` maps
-    (experiment, task) to the sampler whose numbers stand for that pair.
+    (experiment, task) to the sampler whose numbers stand for that pair. The paper's column
+    holds its numbers for this run's data set (ImageNet for ImageNet and the demo).
     """
     tables = []
     for table in PAPER_TABLES:
         rows = []
+        source = "ImageNet"
         for row in table.rows:
             run = _find_run(row, experiments, shown_samplers) if row.role else None
             ours = metrics.get(run, {}) if run else {}
+            numbers, source = paper_numbers(table, row, dataset_kind)
             cells = []
             for metric in table.metrics:
-                paper_value = row.paper.get(metric)
+                paper_value = numbers.get(metric)
                 our_value = metric_value(ours, metric) if run else None
                 cells.append({"paper": paper_value, "ours": our_value, "unavailable": _unavailable_reason(ours, metric) if run else None})
             rows.append(
@@ -256,7 +278,7 @@ def paper_tables(experiments: dict, metrics: dict, shown_samplers: dict) -> list
                     "cells": cells,
                 }
             )
-        tables.append({"title": table.title, "note": table.note, "metrics": [_metric_label(m) for m in table.metrics], "rows": rows})
+        tables.append({"title": table.title, "note": table.note, "paper_data": source, "metrics": [_metric_label(m) for m in table.metrics], "rows": rows})
     return tables
 
 
@@ -554,7 +576,7 @@ def build_report(
         "title": title,
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "dataset": dataset,
-        "paper_tables": paper_tables(experiments, metrics, shown),
+        "paper_tables": paper_tables(experiments, metrics, shown, dataset.get("kind", "imagenet")),
         "experiments": per_experiment,
         "samplers": samplers,
         "sweep": sweep,
