@@ -119,25 +119,25 @@ PEAK_FLOPS = {
     "A100": (312e12, 156e12, 19.5e12),
     "A800": (312e12, 156e12, 19.5e12),
     "L40S": (362e12, 183e12, 91.6e12),
+    "L40": (181e12, 90.5e12, 90.5e12),
     "L4": (121e12, 60e12, 30.3e12),
-    "A10G": (70e12, 35e12, 31.2e12),
-    "A10": (125e12, 62.5e12, 31.2e12),
     "RTX 4090": (165e12, 82.6e12, 82.6e12),
     "RTX 3090": (71e12, 35.6e12, 35.6e12),
     "V100": (0.0, 0.0, 15.7e12),  # no bf16 / tf32 tensor cores
 }
 
 
-def device_peak_flops(device: torch.device, arithmetic: str) -> float | None:
-    """Peak FLOP/s of `device` for arithmetic 'bf16', 'tf32' or 'fp32'; None if unknown."""
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    for key in sorted(PEAK_FLOPS, key=len, reverse=True):  # longest match first: "H100 PCIe" before "H100"
-        if key in name:
-            peak = PEAK_FLOPS[key][("bf16", "tf32", "fp32").index(arithmetic)]
-            return peak or None
+def peak_flops(device_name: str, arithmetic: str) -> float | None:
+    """Peak FLOP/s of the GPU called `device_name` for 'bf16', 'tf32' or 'fp32'; None if unknown."""
+    for key in sorted(PEAK_FLOPS, key=len, reverse=True):  # longest first: "GH200" before "H200", "L40S" before "L4"
+        if key in device_name:
+            return PEAK_FLOPS[key][("bf16", "tf32", "fp32").index(arithmetic)] or None
     return None
+
+
+def device_peak_flops(device: torch.device, arithmetic: str) -> float | None:
+    """Peak FLOP/s of `device` (None on CPUs: no meaningful single peak, so MFU stays blank)."""
+    return peak_flops(torch.cuda.get_device_name(device), arithmetic) if device.type == "cuda" else None
 
 
 def set_tf32(enabled: bool) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from palette.config import COMPATIBILITY_KEYS, ConfigError, TrainConfig, defaults, load_config, schema
 from palette.ema import EMA
-from palette.train import SampleStream, device_peak_flops, epoch_permutation, learning_rate
+from palette.train import SampleStream, device_peak_flops, epoch_permutation, learning_rate, peak_flops
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,5 +100,11 @@ def test_learning_rate_warms_up_linearly_then_stays():
     assert learning_rate(0, load_config({"warmup_steps": 0})) == 1e-4
 
 
-def test_mfu_peak_is_unknown_on_cpu():
+def test_mfu_peaks_by_device_name():
     assert device_peak_flops(torch.device("cpu"), "fp32") is None
+    assert peak_flops("NVIDIA H200", "bf16") == 989e12
+    assert peak_flops("NVIDIA H100 PCIe", "bf16") == 756e12
+    assert peak_flops("NVIDIA H100 80GB HBM3", "tf32") == 494.7e12
+    assert peak_flops("NVIDIA L40", "bf16") == 181e12 and peak_flops("NVIDIA L4", "bf16") == 121e12
+    assert peak_flops("Tesla V100-SXM2-16GB", "bf16") is None  # no bf16 tensor cores
+    assert peak_flops("Some Future GPU", "bf16") is None
