@@ -1,0 +1,50 @@
+"""`palette infer`: restore one image of your own (no ground truth needed)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from palette.inference import (INPUT_TASKS, add_sampler_arguments, image_generator, prepare_source, resolve_device,
+                               restore, sampler_from_arguments)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by `palette train`")
+    parser.add_argument("--image", required=True, help="the degraded photo (grayscale, holed, JPEG, low-resolution)")
+    parser.add_argument("--mask", help="inpainting/uncropping: a PNG the size of the image, white = pixels to fill")
+    parser.add_argument("--task", choices=INPUT_TASKS,
+                        help="what the image suffers from; defaults to the model's task (required for multi-task models)")
+    parser.add_argument("--output", required=True, help="where to write the restored PNG")
+    parser.add_argument("--samples", type=int, default=1, help="write N samples: OUTPUT_0.png ... (default: one, OUTPUT)")
+    add_sampler_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from palette.checkpoint import load_model
+    from palette.imageio import load_image, load_mask, save_image, to_tensor
+
+    device = resolve_device(args.device)
+    model, config = load_model(args.checkpoint, device)
+    task = args.task or config.task
+    if task not in INPUT_TASKS:
+        raise SystemExit(f"the model was trained on {config.task!r}: say which degradation the image has with --task")
+    image = to_tensor(load_image(args.image))
+    mask = None
+    if args.mask:
+        mask = torch.from_numpy(load_mask(args.mask)).float()
+        if mask.shape != image.shape[-2:]:
+            raise SystemExit(f"mask {args.mask} is {tuple(mask.shape)} but image {args.image} is {tuple(image.shape[-2:])}")
+    source, mask = prepare_source(image, task, mask)
+    sampler = sampler_from_arguments(args)
+    output = Path(args.output)
+    for k in range(args.samples):
+        generators = [image_generator(args.seed, k, Path(args.image).stem)]
+        batch_mask = None if mask is None else mask[None].to(device)
+        result = restore(model, config.objective, source[None].to(device), batch_mask, sampler, generators, progress=True)
+        path = output if args.samples == 1 else output.with_name(f"{output.stem}_{k}{output.suffix}")
+        save_image(path, result[0].cpu())
+        print(f"wrote {path}")
+    return 0

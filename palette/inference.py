@@ -1,0 +1,166 @@
+"""Restoring images with a trained model: evaluation sets (`palette sample`) and one image (`palette infer`).
+
+Both go through `restore`, which runs the diffusion sampler (or the regression baseline's single
+forward pass) on a batch of sources. Each output image gets its own random generator, seeded from
+(seed, sample index, image name), so a sample does not depend on the batch it was drawn in, and an
+interrupted run that skips finished files produces the same images as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import zlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from palette.diffusion import SamplerConfig, sample
+from palette.imageio import list_images, load_image, load_mask, save_image, to_tensor
+
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def image_generator(seed: int, sample_index: int, name: str) -> torch.Generator:
+    """A CPU generator for one output image, independent of batch composition and order."""
+    return torch.Generator().manual_seed(zlib.crc32(f"{seed}/{sample_index}/{name}".encode()))
+
+
+def _pad_multiple(model: torch.nn.Module) -> int:
+    """The U-Net halves the size num_levels - 1 times, and local attention splits the deepest map
+    in 2x2 blocks: sizes that are multiples of 2^num_levels suit every variant."""
+    return 2 ** model.num_levels
+
+
+@torch.no_grad()
+def restore(
+    model: torch.nn.Module,
+    objective: str,
+    source: torch.Tensor,
+    mask: torch.Tensor | None,
+    sampler: SamplerConfig,
+    generators: list[torch.Generator],
+    progress: bool = False,
+) -> torch.Tensor:
+    """Targets for a batch of sources [B, 3, H, W] in [-1, 1] (any H, W: reflect-padded for the U-Net)."""
+    height, width = source.shape[-2:]
+    multiple = _pad_multiple(model)
+    pad = (0, -width % multiple, 0, -height % multiple)
+    if any(pad):
+        source = F.pad(source, pad, mode="reflect")
+        mask = None if mask is None else F.pad(mask, pad, value=0.0)
+    if objective == "regression":
+        from palette.train import regression_predict
+
+        output = regression_predict(model, source)
+    else:
+        output = sample(model, source, mask, sampler, generators, progress=progress)
+    return output[..., :height, :width].clamp(-1, 1)
+
+
+def sample_evaluation_set(
+    checkpoint: str | Path,
+    set_dir: str | Path,
+    out_dir: str | Path,
+    sampler: dict | SamplerConfig,
+    samples_per_input: int = 1,
+    seed: int = 0,
+    batch_size: int = 8,
+    device: str = "auto",
+    limit: int | None = None,
+) -> Path:
+    """Write `out_dir/sample_K/NAME.png` for every `set_dir/source/NAME.png` (architecture.md layout).
+
+    Files already written are kept and skipped, so a killed run resumes where it stopped.
+    """
+    from palette.checkpoint import load_model
+
+    sampler = sampler if isinstance(sampler, SamplerConfig) else SamplerConfig.from_dict(sampler)
+    set_dir, out_dir = Path(set_dir), Path(out_dir)
+    sources = list_images(set_dir / "source")
+    if not sources:
+        raise FileNotFoundError(f"no source images in {set_dir / 'source'}")
+    sources = sources[:limit] if limit else sources
+    torch_device = resolve_device(device)
+    model, config = load_model(checkpoint, torch_device)
+    jobs = [(k, path) for k in range(samples_per_input) for path in sources
+            if not (out_dir / f"sample_{k}" / f"{path.stem}.png").exists()]
+    with tqdm(total=len(jobs), desc=f"sampling {set_dir.name}", unit="image") as bar:
+        for start in range(0, len(jobs), batch_size):
+            batch = jobs[start:start + batch_size]
+            source = torch.stack([to_tensor(load_image(path)) for _, path in batch]).to(torch_device)
+            mask = _load_masks(set_dir, [path for _, path in batch], torch_device)
+            generators = [image_generator(seed, k, path.stem) for k, path in batch]
+            output = restore(model, config.objective, source, mask, sampler, generators)
+            for (k, path), image in zip(batch, output):
+                save_image(out_dir / f"sample_{k}" / f"{path.stem}.png", image.cpu())
+            bar.update(len(batch))
+    return out_dir
+
+
+def _load_masks(set_dir: Path, sources: list[Path], device: torch.device) -> torch.Tensor | None:
+    mask_dir = set_dir / "mask"
+    if not mask_dir.is_dir():
+        return None
+    masks = []
+    for path in sources:
+        mask_path = mask_dir / f"{path.stem}.png"
+        if not mask_path.exists():
+            raise FileNotFoundError(f"{set_dir} has masks but none for {path.name} (expected {mask_path})")
+        masks.append(torch.from_numpy(load_mask(mask_path)).float().unsqueeze(0))
+    return torch.stack(masks).to(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# One image, no ground truth: the input is the degraded photo (and a mask for inpainting).
+
+INPUT_TASKS = ("colorization", "inpainting", "uncropping", "jpeg", "super_resolution")
+
+
+def prepare_source(image: torch.Tensor, task: str, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Turn a user's degraded photo [3, H, W] into the source the model was trained on."""
+    from palette.degradations import SUPER_RESOLUTION_FACTOR, grayscale
+
+    if task in ("inpainting", "uncropping"):
+        if mask is None:
+            raise ValueError(f"task {task!r} needs a mask (--mask FILE, white = pixels to fill)")
+        return image * (1 - mask), mask.unsqueeze(0)
+    if mask is not None:
+        raise ValueError(f"task {task!r} takes no mask")
+    if task == "colorization":
+        return grayscale(image), None
+    if task == "super_resolution":
+        height, width = image.shape[-2:]
+        size = (height * SUPER_RESOLUTION_FACTOR, width * SUPER_RESOLUTION_FACTOR)
+        return F.interpolate(image[None], size=size, mode="bicubic", align_corners=False)[0].clamp(-1, 1), None
+    if task == "jpeg":
+        return image, None
+    raise ValueError(f"unknown input task {task!r}; choose one of {', '.join(INPUT_TASKS)}")
+
+
+def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sampler")
+    group.add_argument("--sampler", default="dpm_solver_pp", choices=("paper", "ancestral", "ddim", "dpm_solver_pp"),
+                       help="paper = Algorithm 2 with 1000 steps; the others are faster (default: %(default)s)")
+    group.add_argument("--steps", type=int, default=50, help="steps of the fast samplers (default: %(default)s)")
+    group.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (default: %(default)s)")
+    group.add_argument("--variance", default="paper", choices=("paper", "posterior"))
+    group.add_argument("--clip-x0", action=argparse.BooleanOptionalAction, default=None,
+                       help="clamp the predicted clean image to [-1, 1] at every step (default: on for the fast "
+                            "samplers, which keeps models trained briefly stable; off for `paper`, as in Algorithm 2)")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
+
+
+def sampler_from_arguments(args: argparse.Namespace) -> SamplerConfig:
+    clip_x0 = args.sampler != "paper" if args.clip_x0 is None else args.clip_x0
+    values = dict(name=args.sampler, eta=args.eta, variance=args.variance, clip_x0=clip_x0)
+    if args.sampler != "paper":
+        values["steps"] = args.steps
+    return SamplerConfig.from_dict(values)

@@ -1,0 +1,26 @@
+"""`palette sample`: restore every image of an evaluation set with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+
+from palette.inference import add_sampler_arguments, sample_evaluation_set, sampler_from_arguments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by `palette train`")
+    parser.add_argument("--input", required=True, help="an evaluation set: INPUT/source/*.png (+ INPUT/mask/*.png)")
+    parser.add_argument("--output", required=True, help="writes OUTPUT/sample_K/NAME.png")
+    parser.add_argument("--samples", type=int, default=1, help="samples per input, for diversity (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    add_sampler_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = sample_evaluation_set(
+        args.checkpoint, args.input, args.output, sampler_from_arguments(args), samples_per_input=args.samples,
+        seed=args.seed, batch_size=args.batch_size, device=args.device, limit=args.limit,
+    )
+    print(f"samples written to {out}")
+    return 0
