@@ -152,8 +152,9 @@ def safe_extract(archive: str | Path, destination: str | Path) -> list[Path]:
             infos = zipped.infolist()
             for info in infos:
                 _safe_member_path(root, info.filename)
-                mode = info.external_attr >> 16
-                if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                # Unix file type in the high bits; zips made elsewhere leave it 0 (a plain file).
+                file_type = stat.S_IFMT(info.external_attr >> 16)
+                if file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
                     raise UnsafeArchiveError(
                         f"archive member {info.filename!r} is a link or special file; refusing to extract {archive}"
                     )

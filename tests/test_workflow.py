@@ -1,0 +1,190 @@
+"""The Snakemake workflow: config schema in step with the configs, lint, dry runs, and a tiny
+end-to-end DAG (config/test.yaml) whose report and metrics are checked.
+
+The fast tests need no torch; the end-to-end test runs the real DAG on the CPU (a minute or two).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+CONFIGS = [ROOT / "config.yaml", ROOT / "config" / "test.yaml", *sorted((ROOT / "config" / "presets").glob("*.yaml"))]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def run_snakemake(*arguments: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SNAKEMAKE, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+# --------------------------------------------------------------------------------------------
+# Schema and configs
+
+
+def _walk_properties(node: dict, path: str = ""):
+    """Every declared property (recursing into objects and additionalProperties schemas)."""
+    for name, child in node.get("properties", {}).items():
+        yield f"{path}.{name}".lstrip("."), child
+        yield from _walk_properties(child, f"{path}.{name}")
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict):
+        yield from _walk_properties(extra, f"{path}.*")
+
+
+def test_schema_is_draft_2020_12_and_documents_every_key():
+    document = schema()
+    assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(document)
+    undocumented = [path for path, node in _walk_properties(document) if not node.get("description")]
+    no_default = [path for path, node in _walk_properties(document) if "default" not in node]
+    assert not undocumented, f"schema keys without a description: {undocumented}"
+    assert not no_default, f"schema keys without a default: {no_default}"
+
+
+@pytest.mark.parametrize("config_path", CONFIGS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_configs_match_the_schema(config_path):
+    config = yaml.safe_load(config_path.read_text())
+    errors = list(jsonschema.Draft202012Validator(schema()).iter_errors(config))
+    assert not errors, [f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors]
+
+
+@pytest.mark.parametrize("config_path", CONFIGS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_experiment_is_a_valid_trainer_config(config_path):
+    """Experiments merged over train_defaults are what palette.train receives."""
+    config = yaml.safe_load(config_path.read_text())
+    trainer = jsonschema.Draft202012Validator(yaml.safe_load((ROOT / "palette" / "schemas" / "train.schema.yaml").read_text()))
+    for name, experiment in config["experiments"].items():
+        merged = dict(config.get("train_defaults", {}))
+        for key, value in experiment["train"].items():
+            merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        merged.update(name=name, train_files="train.txt")
+        errors = list(trainer.iter_errors(merged))
+        assert not errors, (name, [e.message for e in errors])
+
+
+def test_default_config_covers_every_task_and_ablation():
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    experiments = config["experiments"].values()
+    evaluated = {task for e in experiments for task in e["evaluate_on"]}
+    assert evaluated == set(schema()["properties"]["experiments"]["additionalProperties"]["properties"]["evaluate_on"]["items"]["enum"])
+    roles = {e["role"] for e in experiments}
+    assert {"task_model", "multitask", "regression", "loss_l1", "attention_local", "attention_none", "attention_dilated"} <= roles
+
+
+# --------------------------------------------------------------------------------------------
+# Lint, format, dry runs
+
+
+def test_snakemake_lint_is_clean():
+    result = run_snakemake("--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_snakefmt_leaves_files_unchanged():
+    files = ["Snakefile", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "rules").glob("*.smk"))]
+    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *files], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_snakefile_does_not_import_torch():
+    """`snakemake -n` must stay fast: importing torch costs about 1.6 s."""
+    text = "\n".join(p.read_text() for p in [ROOT / "Snakefile", *(ROOT / "rules").glob("*.smk")])
+    assert not re.search(r"^\s*(import torch|from torch)", text, re.MULTILINE)
+
+
+@pytest.mark.parametrize("preset", sorted((ROOT / "config" / "presets").glob("*.yaml")), ids=lambda p: p.stem)
+def test_presets_plan_without_data(preset):
+    result = run_snakemake("-n", "--configfile", str(preset.relative_to(ROOT)))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "rule train:" in result.stdout and "html_report" in result.stdout
+
+
+def test_slurm_profile_plans():
+    result = run_snakemake("-n", "--workflow-profile", "profiles/slurm", "--configfile", "config/presets/imagenet.yaml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "gpu=8" in result.stdout  # the profile's training resources reach the jobs
+
+
+# --------------------------------------------------------------------------------------------
+# The tiny end-to-end DAG
+
+
+def _finite_numbers(values: dict) -> dict:
+    return {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+@pytest.mark.slow
+def test_tiny_dag_end_to_end(tmp_path):
+    results, work = tmp_path / "results", tmp_path / "work"
+    overrides = ["--config", f"results_dir={results}", f"work_dir={work}"]
+    started = time.monotonic()
+    run = run_snakemake("--cores", "2", "--configfile", "config/test.yaml", *overrides, timeout=900)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    wall = time.monotonic() - started
+
+    # metrics: one JSON per experiment x task x sampler, with sane values
+    metric_files = sorted((results / "metrics").rglob("*.json"))
+    assert len(metric_files) == 3, metric_files
+    for path in metric_files:
+        values = json.loads(path.read_text())
+        numbers = _finite_numbers(values)
+        assert 0 < numbers["psnr"] < 100 and -1 <= numbers["ssim"] <= 1, (path, values)
+        assert numbers["num_images"] == 4
+        if values["sampler"] != "regression":
+            assert values["num_samples"] == 2 and 0 <= numbers["lpips_diversity"] < 2
+        assert all(math.isfinite(v) for v in numbers.values())
+    for table in ("inpainting", "colorization_regression"):
+        lines = (results / "tables" / f"{table}.tsv").read_text().splitlines()
+        assert lines[0].startswith("experiment\ttask\tsampler") and len(lines) >= 2
+
+    # the report: self-contained (images inline, nothing fetched), paper numbers beside ours
+    html = (results / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 1 + 2 + 1 + 2  # curves, sweep, grids and strips
+    assert not re.search(r"""(src|href)=["']https?://""", html)
+    assert "17.89" in html  # the paper's colorization regression FID, beside our row
+    assert "colorization_regression" in html and "Wall time per stage" in html
+    for stage in ("train", "sample", "evaluate"):
+        assert f">{stage}<" in html
+
+    # a rerun does nothing, quickly
+    started = time.monotonic()
+    again = run_snakemake("-n", "--configfile", "config/test.yaml", *overrides)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
+    assert time.monotonic() - started < 30
+
+    # changing one experiment's parameter reruns that experiment and what depends on it, only
+    changed = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    changed["experiments"]["inpainting"]["train"]["lr"] = 0.002
+    changed_path = tmp_path / "changed.yaml"
+    changed_path.write_text(yaml.safe_dump(changed))
+    plan = run_snakemake("-n", "--configfile", str(changed_path), *overrides)
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    trained = re.findall(r"checkpoints/(\w+)\.pt", " ".join(l for l in plan.stdout.splitlines() if "output:" in l))
+    assert trained == ["inpainting"], plan.stdout[-3000:]
+    assert re.search(r"^train\s+1$", plan.stdout, re.MULTILINE), plan.stdout[-2000:]
+    assert "write_evaluation_set" not in plan.stdout.split("Job stats:")[1].split("Reasons")[0]
+
+    # `snakemake --report` (captions, report-marked outputs) works on the finished run
+    report = tmp_path / "snakemake_report.html"
+    result = run_snakemake("--configfile", "config/test.yaml", *overrides, "--report", str(report))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert report.stat().st_size > 10_000
+    print(f"tiny DAG: {wall:.0f} s")
