@@ -3,17 +3,22 @@
 Each subcommand lives in its own module, which provides `add_arguments(parser)` and
 `run(args) -> int`. Modules are imported only when their subcommand runs, so
 `palette --help` stays fast (no torch import). Register a subcommand here only once it works.
+Bad input (ValueError, OSError: a corrupt image, a wrong key, a missing file) ends with a one-line
+error and exit code 2; set PALETTE_DEBUG=1 for the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("palette.train", "train a Palette model or the regression baseline (resumable; exit 75 = resume me)"),
+    "sample": ("palette.sample_cli", "restore every image of an evaluation set (SET/source, SET/mask) with a checkpoint"),
+    "infer": ("palette.infer_cli", "restore one image of your own (grayscale, holed + mask, JPEG, low-resolution)"),
     "eval": ("palette.eval_cli", "evaluate samples against ground truth: FID, IS, CA, PD, diversity"),
     "weights": ("palette.weights_cli", "stage and check the evaluation weights (fetch, list)"),
 }
@@ -40,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = argparse.ArgumentParser(prog=f"palette {top.command}", description=SUBCOMMANDS[top.command][1])
     module.add_arguments(sub)
     args = sub.parse_args(rest)
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except (ValueError, OSError) as error:  # bad input: say what and where, without a traceback
+        if os.environ.get("PALETTE_DEBUG"):
+            raise
+        print(f"palette {top.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from palette.inference import (INPUT_TASKS, add_sampler_arguments, image_generator, prepare_source, resolve_device,
                                restore, sampler_from_arguments)
@@ -18,8 +19,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=INPUT_TASKS,
                         help="what the image suffers from; defaults to the model's task (required for multi-task models)")
     parser.add_argument("--output", required=True, help="where to write the restored PNG")
+    parser.add_argument("--size", type=int, default=None,
+                        help="resize the image so its short side is SIZE first (default: the model's training size for "
+                             "models with attention, whose cost grows with the square of the pixel count; native size "
+                             "for the attention-free variants)")
     parser.add_argument("--samples", type=int, default=1, help="write N samples: OUTPUT_0.png ... (default: one, OUTPUT)")
     add_sampler_arguments(parser)
+
+
+def resize_short_side(image: torch.Tensor, mask: torch.Tensor | None, size: int):
+    """Resize so the short side is `size` (area filter down, bicubic up); masks stay binary."""
+    height, width = image.shape[-2:]
+    scale = size / min(height, width)
+    shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+    mode = dict(mode="area") if scale < 1 else dict(mode="bicubic", align_corners=False)
+    image = F.interpolate(image[None], size=shape, **mode)[0].clamp(-1, 1)
+    if mask is not None:
+        mask = (F.interpolate(mask[None, None], size=shape, mode="bilinear", align_corners=False)[0, 0] > 0.5).float()
+    return image, mask
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,13 +47,17 @@ def run(args: argparse.Namespace) -> int:
     model, config = load_model(args.checkpoint, device)
     task = args.task or config.task
     if task not in INPUT_TASKS:
-        raise SystemExit(f"the model was trained on {config.task!r}: say which degradation the image has with --task")
+        raise ValueError(f"the model was trained on {config.task!r}: say which degradation the image has with --task")
     image = to_tensor(load_image(args.image))
     mask = None
     if args.mask:
         mask = torch.from_numpy(load_mask(args.mask)).float()
         if mask.shape != image.shape[-2:]:
-            raise SystemExit(f"mask {args.mask} is {tuple(mask.shape)} but image {args.image} is {tuple(image.shape[-2:])}")
+            raise ValueError(f"mask {args.mask} is {tuple(mask.shape)} but image {args.image} is {tuple(image.shape[-2:])}")
+    size = args.size or (model.image_size if model.attention_type in ("global", "local") else None)
+    if size and min(image.shape[-2:]) != size:
+        image, mask = resize_short_side(image, mask, size)
+        print(f"resized {args.image} to {tuple(image.shape[-2:])} (--size)")
     source, mask = prepare_source(image, task, mask)
     sampler = sampler_from_arguments(args)
     output = Path(args.output)

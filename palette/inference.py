@@ -58,7 +58,7 @@ def restore(
     if objective == "regression":
         from palette.train import regression_predict
 
-        output = regression_predict(model, source)
+        output = regression_predict(model, source, mask)
     else:
         output = sample(model, source, mask, sampler, generators, progress=progress)
     return output[..., :height, :width].clamp(-1, 1)
