@@ -7,7 +7,8 @@
 Parameters and GFLOPs (torch.utils.flop_counter, 2 FLOPs per multiply-add) are counted on the
 meta device at --flops-size (256 by default: the paper's resolution), so they cost nothing.
 Times are the median of --repeats runs after --warmup runs at --size x --size, batch --batch,
-on the chosen device. --dtype bfloat16 / float16 runs under autocast with float32 weights (how
+on the chosen device; peak memory (CUDA) is that of the timed runs, so it leaves out cuDNN's
+algorithm search (cudnn.benchmark is on for CUDA). --dtype bfloat16 / float16 runs under autocast with float32 weights (how
 training runs); "achieved" divides the FLOPs counted at the timed size by the forward+backward
 time. One table row per preset, printed as markdown.
 """
@@ -75,6 +76,8 @@ def median_seconds(function, device: torch.device, warmup: int, repeats: int) ->
     for _ in range(warmup):
         function()
     _synchronize(device)
+    if device.type == "cuda":  # after cuDNN's algorithm search, whose workspaces are transient
+        torch.cuda.reset_peak_memory_stats(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -121,8 +124,6 @@ def benchmark_preset(preset: str, arguments: argparse.Namespace, device: torch.d
             out = runnable(x, gamma)
         out.float().square().mean().backward()
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     model.eval()
     row["forward_ms"] = 1e3 * median_seconds(forward, device, arguments.warmup, arguments.repeats)
     model.train()
