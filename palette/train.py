@@ -596,6 +596,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override any config key (VALUE parsed as YAML), e.g. --set lr=2e-4")
     parser.add_argument("--no-lease", action="store_true",
                         help="do not lease a GPU through palette.lease (it is skipped anyway when CUDA_VISIBLE_DEVICES is set)")
+    parser.add_argument("--lease-wait", type=float, default=0.0,
+                        help=f"seconds to wait for a free GPU; none free -> exit code {RESUME_EXIT_CODE} (try again later)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -615,10 +617,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, **overrides)
         if not args.no_lease and "WORLD_SIZE" not in os.environ and config.device != "cpu":
-            from palette.lease import count_gpus, lease_gpus
+            from palette.lease import LeaseError, count_gpus, lease_gpus
 
-            if count_gpus() > 0:
-                lease_gpus(1)
+            try:
+                if count_gpus() > 0:
+                    lease_gpus(1, wait_seconds=args.lease_wait)
+            except LeaseError as error:
+                print(f"palette train: {error}; try again later", file=sys.stderr)
+                return RESUME_EXIT_CODE
         train(config, args.workdir, args.final)
     except (ConfigError, CheckpointError) as error:
         print(f"palette train: {error}", file=sys.stderr)
