@@ -1,0 +1,123 @@
+"""Benchmark: our FID pipeline against clean-fid's own `compute_fid` on the same folders.
+
+Both use the TF Inception 2015-12-05 weights (clean-fid through its TorchScript wrapper
+`InceptionV3W`, fed the same TorchScript file since its download is unavailable offline; ours
+through the eager conversion). Prints images/s of feature extraction, end-to-end seconds and both
+FID values as a table.
+
+    python benchmarks/metrics.py                      # two folders of real-photo crops
+    python benchmarks/metrics.py --dirs A B --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def write_photo_crops(folder: Path, names: list[str], count: int, seed: int) -> Path:
+    import skimage.data
+    from sklearn.datasets import load_sample_image
+
+    photos = []
+    for name in names:
+        photos.append(load_sample_image(name) if name.endswith(".jpg") else getattr(skimage.data, name)())
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        photo = photos[index % len(photos)]
+        size = int(rng.integers(96, 256))
+        top, left = rng.integers(0, photo.shape[0] - size), rng.integers(0, photo.shape[1] - size)
+        Image.fromarray(photo[top : top + size, left : left + size]).save(folder / f"{index:04d}.png")
+    return folder
+
+
+def clean_fid_extractor(device: torch.device):
+    from cleanfid.inception_torchscript import InceptionV3W
+
+    from palette.weights import resolve
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = torch.jit.load(str(resolve("inception_fid")), map_location=device).eval()
+    wrapper = InceptionV3W.__new__(InceptionV3W)
+    torch.nn.Module.__init__(wrapper)
+    wrapper.base, wrapper.layers, wrapper.resize_inside = graph, graph.net.layers, False
+    return wrapper
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dirs", nargs=2, default=None, help="two image folders (default: photo crops)")
+    parser.add_argument("--count", type=int, default=16, help="images per generated folder")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+
+    from cleanfid import fid as cleanfid_fid
+
+    from palette.metrics.fid import FeatureStatistics, frechet_distance, list_images
+    from palette.metrics.inception import features_of_files, load_inception
+
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.dirs:
+            first, second = map(Path, args.dirs)
+        else:
+            first = write_photo_crops(Path(scratch) / "a", ["chelsea", "coffee", "astronaut", "rocket"], args.count, 1)
+            second = write_photo_crops(Path(scratch) / "b", ["china.jpg", "flower.jpg", "coffee"], args.count, 2)
+        total = len(list_images(first)) + len(list_images(second))
+
+        ours_model = load_inception(device)
+        theirs_model = clean_fid_extractor(device)
+        # warm-up (first-call allocation, TorchScript profiling)
+        warm = list_images(first)[:2]
+        features_of_files(ours_model, warm, progress=False)
+        cleanfid_fid.get_files_features([str(p) for p in warm], theirs_model, num_workers=0, batch_size=2,
+                                        device=device, mode="clean", verbose=False)
+
+        start = time.perf_counter()
+        ours_features = [features_of_files(ours_model, list_images(folder), args.batch_size, progress=False)
+                         for folder in (first, second)]
+        ours_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        theirs_features = [
+            cleanfid_fid.get_folder_features(str(folder), theirs_model, num_workers=0, batch_size=args.batch_size,
+                                             device=device, mode="clean", verbose=False)
+            for folder in (first, second)
+        ]
+        theirs_seconds = time.perf_counter() - start
+
+        start = time.perf_counter()
+        stats = [FeatureStatistics.from_features(f) for f in ours_features]
+        ours_fid = frechet_distance(stats[0].mu, stats[0].sigma, stats[1].mu, stats[1].sigma)
+        ours_fid_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs_fid = cleanfid_fid.compute_fid(str(first), str(second), mode="clean", custom_feat_extractor=theirs_model,
+                                                  num_workers=0, batch_size=args.batch_size, device=device,
+                                                  verbose=False, use_dataparallel=False)
+        theirs_total_seconds = time.perf_counter() - start
+        max_feature_difference = max(float(np.abs(a - b).max()) for a, b in zip(ours_features, theirs_features))
+
+    print(f"{total} images ({first} + {second}), device {device}, torch threads {torch.get_num_threads()}")
+    print("| pipeline | feature extraction img/s | FID | seconds |")
+    print("|---|---|---|---|")
+    print(f"| palette (eager, clean resize, streamed float64) | {total / ours_seconds:.2f} | {ours_fid:.6f} | "
+          f"{ours_seconds + ours_fid_seconds:.1f} (features {ours_seconds:.1f} + Frechet {ours_fid_seconds:.1f}) |")
+    print(f"| clean-fid compute_fid (TorchScript) | {total / theirs_seconds:.2f} | {theirs_fid:.6f} | "
+          f"{theirs_total_seconds:.1f} (compute_fid end to end) |")
+    print(f"relative FID difference {abs(ours_fid - theirs_fid) / abs(theirs_fid):.2e}; "
+          f"max feature difference {max_feature_difference:.2e}")
+
+
+if __name__ == "__main__":
+    main()

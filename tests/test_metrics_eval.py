@@ -1,0 +1,94 @@
+"""`evaluate_folders` and `palette eval`: names must correspond, sample_K folders give diversity,
+the table and JSON carry every requested metric, IS says why it is unavailable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from palette.metrics.evaluate import FileMismatchError, evaluate_folders, sample_folders
+
+
+def write_set(root: Path, count: int = 4, samples: int = 2, size: int = 64, seed: int = 0):
+    """GT crops of a real photo, and `samples` noisy versions of each as sample_K folders."""
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    photo = skimage.data.coffee()
+    gt, out = root / "gt", root / "samples"
+    gt.mkdir(parents=True)
+    for index in range(count):
+        top, left = rng.integers(0, photo.shape[0] - size), rng.integers(0, photo.shape[1] - size)
+        crop = photo[top : top + size, left : left + size]
+        Image.fromarray(crop).save(gt / f"img_{index}.png")
+        for k in range(samples):
+            folder = out / f"sample_{k}"
+            folder.mkdir(parents=True, exist_ok=True)
+            noisy = np.clip(crop + rng.normal(0, 8 + 8 * k, crop.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(noisy).save(folder / f"img_{index}.png")
+    return gt, out
+
+
+def test_mismatched_names_are_listed(tmp_path):
+    gt, out = write_set(tmp_path, samples=1)
+    (out / "sample_0" / "img_1.png").rename(out / "sample_0" / "other.png")
+    with pytest.raises(FileMismatchError) as raised:
+        evaluate_folders(gt, out, metrics="psnr", progress=False)
+    message = str(raised.value)
+    assert "only in ground truth: img_1" in message and "only in samples: other" in message
+
+
+def test_sample_folders_are_ordered_numerically(tmp_path):
+    for k in (10, 2, 0, 1):
+        (tmp_path / f"sample_{k}").mkdir()
+    assert [p.name for p in sample_folders(tmp_path)] == ["sample_0", "sample_1", "sample_2", "sample_10"]
+    plain = tmp_path / "sample_0"
+    assert sample_folders(plain) == [plain]
+
+
+def test_identical_outputs_score_perfectly(tmp_path):
+    gt, _ = write_set(tmp_path, samples=1)
+    results = evaluate_folders(gt, gt, metrics="pd,psnr,ssim,ms_ssim", device="cpu", progress=False)
+    assert results["pd"] == pytest.approx(0.0, abs=1e-6)
+    assert results["ssim"] == pytest.approx(1.0)
+    assert results["psnr_identical_images"] == 4
+    assert results["diversity_unavailable"].startswith("diversity needs")
+
+
+def test_palette_eval_cli_writes_table_and_json(tmp_path, capsys, monkeypatch):
+    from palette.cli import main
+
+    monkeypatch.setenv("PALETTE_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("PALETTE_OFFLINE", "1")
+    gt, out = write_set(tmp_path / "set")
+    json_path = tmp_path / "metrics.json"
+    code = main(["eval", "-s", str(gt), "-d", str(out), "--json", str(json_path), "--device", "cpu",
+                 "--metrics", "fid,is,pd,ca,psnr,ssim,diversity", "--no-progress"])
+    assert code == 0
+    table = capsys.readouterr().out
+    results = json.loads(json_path.read_text())
+    for key in ("fid", "pd", "ca_agreement_with_gt", "psnr", "ssim", "lpips_diversity", "ms_ssim_diversity"):
+        assert key in table and np.isfinite(results[key]), key
+    assert results["num_samples"] == 2 and results["num_images"] == 4
+    assert results["ca_classifier"] == "efficientnet_lite0"
+    assert results["fid_reference"].startswith("ground truth")
+    assert results["fid"] > 0 and results["pd"] > 0
+    # sample_1 is noisier than sample_0, so consecutive samples differ
+    assert 0 < results["lpips_diversity"] < 1 and 0 < results["ms_ssim_diversity"] < 1
+    assert results["ms_ssim_scales"] == 3  # 64 px images fit three scales
+    # IS: unavailable offline, with its reason, and no number under its name
+    assert results["is"] is None
+    assert "1008-logit head" in results["is_unavailable"] and "inception_full" in results["is_unavailable"]
+
+
+def test_palette_eval_reports_mismatch_as_an_error(tmp_path, capsys):
+    from palette.cli import main
+
+    gt, out = write_set(tmp_path, samples=1)
+    (gt / "img_0.png").unlink()
+    assert main(["eval", "-s", str(gt), "-d", str(out), "--metrics", "psnr", "--no-progress"]) == 2
+    assert "only in samples: img_0" in capsys.readouterr().err
