@@ -321,6 +321,26 @@ class StopSignals:
             signal.signal(signum, handler)
 
 
+def lock_workdir(workdir: Path):
+    """Refuse a second trainer on the same work folder (the OS drops the lock if we die)."""
+    import fcntl
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    lock = open(workdir / "train.lock", "a+")
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "?"
+        lock.close()
+        raise CheckpointError(f"another trainer (pid {holder}) is using the work folder {workdir}") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
 # ----------------------------------------------------------------------------- logs
 LOG_COLUMNS = ["step", "loss", "lr", "images_per_s", "mfu", "elapsed_s"]
 
@@ -354,6 +374,7 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
     final_checkpoint = Path(final_checkpoint) if final_checkpoint is not None else workdir / "final.pt"
     rank, world_size, device = setup_distributed(config)
     is_main = rank == 0
+    workdir_lock = lock_workdir(workdir) if is_main else None  # held until this function returns
     if config.batch_size % (config.grad_accumulation * world_size):
         raise ConfigError(f"train config: key 'batch_size' has value {config.batch_size}, which does not divide "
                           f"by grad_accumulation x GPUs = {config.grad_accumulation} x {world_size}")
@@ -578,6 +599,8 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
         return final_checkpoint
     finally:
         progress.close()
+        if workdir_lock is not None:
+            workdir_lock.close()
         if csv_file is not None:
             csv_file.close()
         if tensorboard is not None:

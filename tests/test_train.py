@@ -276,3 +276,14 @@ def test_ddp_through_torchrun_trains_saves_every_rank_and_resumes(crop_list, tmp
     second = torchrun("--steps", "6")
     assert second.returncode == 0 and "resumed from" in second.stderr, second.stderr[-2000:]
     assert load_checkpoint(tmp_path / "run" / "final.pt")["step"] == 6
+
+
+def test_a_second_trainer_on_the_same_work_folder_is_refused(crop_list, tmp_path):
+    from palette.checkpoint import CheckpointError
+    from palette.train import lock_workdir
+
+    holder = lock_workdir(tmp_path / "run")  # as if another process were training there
+    with pytest.raises(CheckpointError, match=f"pid {os.getpid()}.*is using the work folder"):
+        train(tiny_config(crop_list, steps=2), tmp_path / "run")
+    holder.close()
+    assert load_checkpoint(train(tiny_config(crop_list, steps=2), tmp_path / "run"))["step"] == 2
