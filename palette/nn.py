@@ -220,12 +220,12 @@ class SelfAttention(nn.Module):
         """[B, 3C, h, w] -> [B, C, h, w]: every pixel attends to every pixel of this map."""
         batch, three_channels, height, width = qkv.shape
         head_channels = three_channels // (3 * self.num_heads)
-        # Channels last, so q, k, v have unit stride in their channel dimension: the fused
-        # (flash / memory-efficient) kernels need that and otherwise fall back to the math
-        # kernel, which materialises the hw x hw attention matrix.
-        qkv = qkv.permute(0, 2, 3, 1).reshape(
-            batch, height * width, 3, self.num_heads, head_channels
-        )
+        # Channels last in memory, so q, k, v have unit stride in their channel dimension: the
+        # fused (flash / memory-efficient) kernels need that and otherwise fall back to the
+        # math kernel, which materialises the hw x hw attention matrix. (A permute + reshape of
+        # an NCHW tensor is a view with channel stride hw, so the copy must be explicit.)
+        qkv = qkv.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
+        qkv = qkv.reshape(batch, height * width, 3, self.num_heads, head_channels)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(dim=0)  # each [B, heads, hw, c]
         out = F.scaled_dot_product_attention(query, key, value)
         out = out.transpose(1, 2).reshape(batch, height, width, -1)

@@ -48,6 +48,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -350,8 +351,8 @@ def forward_flops(
     """FLOPs (2 per multiply-add) of one forward pass, counted by torch.utils.flop_counter.
 
     Runs the model on zero inputs on its own device, so a model built on the meta device is
-    counted without memory or time. Convolutions, matmuls and attention are counted; norms and
-    activations are not (they are well under 1 % here).
+    counted without memory or time. Convolutions, matmuls and attention (run with the math
+    kernel while counting) are counted; norms and activations are not (well under 1 % here).
     """
     image_size = image_size or model.image_size
     height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
@@ -359,6 +360,8 @@ def forward_flops(
     x = torch.zeros(batch_size, model.in_channels, height, width, device=device)
     gamma = torch.full((batch_size,), 0.5, device=device)
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    # The math attention kernel is made of matmuls the counter knows on every device; the
+    # fused CPU kernel (flash_attention_for_cpu) is not counted at all by torch <= 2.14.
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
         model(x, gamma)
     return counter.get_total_flops()

@@ -183,6 +183,23 @@ def test_self_attention_matches_a_direct_computation():
     torch.testing.assert_close(attention(x), expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_attention_gives_the_fused_kernels_unit_stride_inputs(monkeypatch, memory_format):
+    # Flash / memory-efficient attention need q, k, v with stride 1 in the channel dimension;
+    # otherwise scaled_dot_product_attention silently uses the math kernel (hw x hw matrices).
+    strides = []
+    original = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query, key, value, **kwargs):
+        strides.extend(tensor.stride(-1) for tensor in (query, key, value))
+        return original(query, key, value, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    attention = SelfAttention(16, num_head_channels=8, num_groups=4)
+    attention(torch.randn(2, 16, 6, 8).contiguous(memory_format=memory_format))
+    assert strides == [1, 1, 1]
+
+
 # ---------------------------------------------------------------------------------------------
 # Noise-level conditioning
 
