@@ -4,6 +4,8 @@ One step = the trainer's step: Palette's diffusion loss (Algorithm 1) forward, b
 EMA update, on synthetic images of the preset's size. Modes:
 
   plain      fp32, TF32 off, NCHW, Adam (for-loop), EMA tensor by tensor, eager
+  fp32_defaults  plain, but with PyTorch's default TF32 settings (on for cuDNN convolutions,
+             off for matmuls): what an untuned fp32 script gets
   optimized  bf16 autocast (CUDA), TF32 on, channels_last where GroupNorm keeps the layout,
              fused Adam (CUDA), foreach EMA, eager
   optimized_nhwc  optimized with channels_last forced on (to see whether NHWC pays off even
@@ -44,13 +46,15 @@ DEFAULT_BATCH = {"paper": 8, "paper_local": 8, "paper_no_attention": 8, "paper_d
 
 
 def run_mode(model, preset, mode, device, batch, image_size, steps, warmup, channels_last_choice) -> dict:
-    if mode not in ("plain", "optimized", "optimized_nhwc", "compiled"):
-        raise ValueError(f"unknown mode {mode!r}")
-    optimized = mode != "plain"
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
+    optimized = mode not in ("plain", "fp32_defaults")
     use_bf16 = optimized and device.type == "cuda"
     tf32 = optimized
     if device.type == "cuda":
         set_tf32(tf32)
+        if mode == "fp32_defaults":
+            set_default_tf32()
         torch.backends.cudnn.benchmark = True
     channels_last = optimized and (
         channels_last_choice == "on" or mode == "optimized_nhwc"
@@ -98,7 +102,8 @@ def run_mode(model, preset, mode, device, batch, image_size, steps, warmup, chan
     seconds = time.perf_counter() - started
     images_per_s = steps * batch / seconds
     flops_per_image = 3 * forward_flops_cached(preset, image_size)
-    arithmetic = arithmetic_of(device, use_bf16, tf32)
+    arithmetic = arithmetic_of(device, use_bf16, tf32) if mode != "fp32_defaults" else (
+        "tf32" if device.type == "cuda" else "fp32")  # its convolutions (>99 % of the FLOPs) use TF32
     peak, bf16_peak = device_peak_flops(device, arithmetic), device_peak_flops(device, "bf16")
     result = {
         "preset": preset, "mode": mode, "arithmetic": arithmetic, "channels_last": channels_last,
@@ -112,6 +117,19 @@ def run_mode(model, preset, mode, device, batch, image_size, steps, warmup, chan
     del optimizer, ema, network
     model.to(memory_format=torch.contiguous_format)
     return result
+
+
+MODES = ("plain", "fp32_defaults", "optimized", "optimized_nhwc", "compiled")
+
+
+def set_default_tf32() -> None:
+    """PyTorch's defaults: TF32 for cuDNN convolutions, IEEE fp32 for matmuls."""
+    if hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cudnn.conv, "fp32_precision"):
+        torch.backends.cudnn.conv.fp32_precision = "tf32"
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+    else:
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = False
 
 
 _FLOPS: dict = {}
@@ -151,7 +169,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto")
     parser.add_argument("--presets", default=None, help="comma-separated (default: paper,public,small on CUDA; small,tiny on CPU)")
     parser.add_argument("--modes", default="plain,optimized",
-                        help="comma-separated from plain, optimized, optimized_nhwc, compiled")
+                        help="comma-separated from " + ", ".join(MODES))
     parser.add_argument("--batch", default=None,
                         help="one batch size for all presets, or preset=N,... (default " + str(DEFAULT_BATCH) + ")")
     parser.add_argument("--image-size", type=int, default=None, help="default: the preset's own (256 for paper/public)")
