@@ -593,7 +593,9 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
                 "model": raw_model.state_dict(), "ema": ema.state_dict(),
             }, final_checkpoint)
             csv_file.flush()
-            shutil.copyfile(workdir / "log.csv", final_checkpoint.with_suffix(".csv"))
+            final_log = final_checkpoint.with_suffix(".csv")
+            shutil.copyfile(workdir / "log.csv", final_log.with_name(f".{final_log.name}.tmp"))
+            os.replace(final_log.with_name(f".{final_log.name}.tmp"), final_log)
             say(f"done: {step} steps; final EMA checkpoint {final_checkpoint}")
         barrier(world_size)
         return final_checkpoint

@@ -194,6 +194,8 @@ def test_regression_baseline_and_multitask_mixture_learn(crop_list, tmp_path, ta
     assert late < 0.7 * early, f"{objective} {task}: loss {early:.4f} -> {late:.4f}"
     model, loaded = load_model(final)
     assert loaded.objective == objective and model.in_channels == (3 if objective == "regression" else 6)
+    raw, _ = load_model(final, ema=False)  # sampling uses the EMA; the raw weights are there too
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), raw.state_dict().values()))
     assert any((tmp_path / "run" / "tensorboard").iterdir())
 
 
