@@ -17,6 +17,14 @@ from palette.metrics.evaluate import evaluate_folders
 DATA = Path(__file__).parent / "data" / "ca_photos.csv"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def private_weights_dir(tmp_path_factory):
+    """Keep the converted-Inception cache out of the working tree's resources folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PALETTE_WEIGHTS_DIR", str(tmp_path_factory.mktemp("weights")))
+        yield
+
+
 def load_source(source: str) -> np.ndarray:
     if source.startswith("skimage.data."):
         import skimage.data

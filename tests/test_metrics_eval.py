@@ -13,6 +13,14 @@ from PIL import Image
 from palette.metrics.evaluate import FileMismatchError, evaluate_folders, sample_folders
 
 
+@pytest.fixture(autouse=True, scope="module")
+def private_weights_dir(tmp_path_factory):
+    """Keep the converted-Inception cache out of the working tree's resources folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PALETTE_WEIGHTS_DIR", str(tmp_path_factory.mktemp("weights")))
+        yield
+
+
 def write_set(root: Path, count: int = 4, samples: int = 2, size: int = 64, seed: int = 0):
     """GT crops of a real photo, and `samples` noisy versions of each as sample_K folders."""
     import skimage.data
