@@ -13,7 +13,7 @@ EMA update, on synthetic images of the preset's size. Modes:
   compiled   optimized + torch.compile, channels_last on (adds minutes of compile time for `paper`)
 
 MFU = 3 x analytic forward FLOPs per image x images/s / the device's peak for the arithmetic
-used (bf16, TF32 or fp32 dense, palette.train.PEAK_FLOPS); "vs bf16 peak" puts every mode on the
+used (bf16, TF32 or fp32 dense, palette.distributed.PEAK_FLOPS); "vs bf16 peak" puts every mode on the
 bf16 scale. On a CPU the peak is unknown and MFU is blank.
 
     python benchmarks/train_step.py                               # CUDA if present, else CPU
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from palette.diffusion import diffusion_loss  # noqa: E402
 from palette.ema import EMA  # noqa: E402
-from palette.train import (  # noqa: E402
+from palette.distributed import (  # noqa: E402
     arithmetic_of, device_peak_flops, group_norm_keeps_channels_last, set_tf32,
 )
 from palette.unet import PRESETS, build_unet, count_parameters, forward_flops  # noqa: E402

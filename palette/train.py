@@ -39,13 +39,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from palette.checkpoint import (
     FORMAT_VERSION, CheckpointError, CheckpointFolder, capture_rng_state, restore_rng_state, save_checkpoint,
 )
 from palette.config import ConfigError, TrainConfig, config_differences, load_config
+from palette.distributed import (
+    all_reduce, arithmetic_of, barrier, device_peak_flops, gather_objects, group_norm_keeps_channels_last, set_tf32,
+    setup_distributed,
+)
 from palette.ema import EMA
 
 RESUME_EXIT_CODE = 75  # EX_TEMPFAIL: checkpoint saved, run again to resume
@@ -105,65 +108,7 @@ def learning_rate(step: int, config: TrainConfig) -> float:
     return config.lr
 
 
-# ----------------------------------------------------------------------------- hardware
-# Dense peak FLOP/s from vendor data sheets (no sparsity): (bf16, tf32, fp32). MFU is blank where
-# the device is not listed (CPUs: there is no meaningful single peak).
-PEAK_FLOPS = {
-    "H200": (989e12, 494.7e12, 66.9e12),
-    "H100 SXM": (989e12, 494.7e12, 66.9e12),
-    "H100 NVL": (835e12, 417.5e12, 60e12),
-    "H100 PCIe": (756e12, 378e12, 51.2e12),
-    "H100": (989e12, 494.7e12, 66.9e12),  # "NVIDIA H100 80GB HBM3" is the SXM part
-    "GH200": (989e12, 494.7e12, 66.9e12),
-    "B200": (2250e12, 1100e12, 80e12),
-    "A100": (312e12, 156e12, 19.5e12),
-    "A800": (312e12, 156e12, 19.5e12),
-    "L40S": (362e12, 183e12, 91.6e12),
-    "L40": (181e12, 90.5e12, 90.5e12),
-    "L4": (121e12, 60e12, 30.3e12),
-    "RTX 4090": (165e12, 82.6e12, 82.6e12),
-    "RTX 3090": (71e12, 35.6e12, 35.6e12),
-    "V100": (0.0, 0.0, 15.7e12),  # no bf16 / tf32 tensor cores
-}
-
-
-def peak_flops(device_name: str, arithmetic: str) -> float | None:
-    """Peak FLOP/s of the GPU called `device_name` for 'bf16', 'tf32' or 'fp32'; None if unknown."""
-    for key in sorted(PEAK_FLOPS, key=len, reverse=True):  # longest first: "GH200" before "H200", "L40S" before "L4"
-        if key in device_name:
-            return PEAK_FLOPS[key][("bf16", "tf32", "fp32").index(arithmetic)] or None
-    return None
-
-
-def device_peak_flops(device: torch.device, arithmetic: str) -> float | None:
-    """Peak FLOP/s of `device` (None on CPUs: no meaningful single peak, so MFU stays blank)."""
-    return peak_flops(torch.cuda.get_device_name(device), arithmetic) if device.type == "cuda" else None
-
-
-def set_tf32(enabled: bool) -> None:
-    """Allow (or forbid) TF32 for fp32 matmuls and convolutions, with the API this torch has."""
-    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
-        precision = "tf32" if enabled else "ieee"
-        torch.backends.cuda.matmul.fp32_precision = precision
-        torch.backends.cudnn.conv.fp32_precision = precision
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = enabled
-        torch.backends.cudnn.allow_tf32 = enabled
-
-
-def group_norm_keeps_channels_last(device: torch.device) -> bool:
-    """Whether GroupNorm returns NHWC for NHWC input here (if not, channels_last only adds copies)."""
-    x = torch.randn(2, 64, 8, 8, device=device).contiguous(memory_format=torch.channels_last)
-    x.requires_grad_(True)
-    y = F.group_norm(x, 32)
-    y.sum().backward()
-    return y.is_contiguous(memory_format=torch.channels_last) and x.grad.is_contiguous(memory_format=torch.channels_last)
-
-
-def arithmetic_of(device: torch.device, use_bf16: bool, tf32: bool) -> str:
-    return "bf16" if use_bf16 else ("tf32" if tf32 and device.type == "cuda" else "fp32")
-
-
+# ----------------------------------------------------------------------------- optimizer
 def build_optimizer(model: nn.Module, config: TrainConfig, device: torch.device, fused: bool | None = None) -> torch.optim.Adam:
     fused = (config.fused_adam and device.type == "cuda") if fused is None else fused
     return torch.optim.Adam(
@@ -255,48 +200,6 @@ def make_loader(config: TrainConfig, start_sample: int, rank: int, world_size: i
     )
 
 
-# ----------------------------------------------------------------------------- distributed
-def setup_distributed(config: TrainConfig) -> tuple[int, int, torch.device]:
-    """(rank, world_size, device). DDP through torchrun when WORLD_SIZE > 1."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    want_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
-    if world_size == 1:
-        return 0, 1, torch.device("cuda" if want_cuda else "cpu")
-    import torch.distributed as dist
-
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
-    if want_cuda:
-        torch.cuda.set_device(local_rank)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if want_cuda else "gloo")
-    return rank, world_size, torch.device(f"cuda:{local_rank}" if want_cuda else "cpu")
-
-
-def all_reduce(value: torch.Tensor, world_size: int, op: str = "sum") -> torch.Tensor:
-    if world_size > 1:
-        import torch.distributed as dist
-
-        dist.all_reduce(value, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
-    return value
-
-
-def barrier(world_size: int) -> None:
-    if world_size > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def gather_objects(obj, world_size: int) -> list:
-    if world_size == 1:
-        return [obj]
-    import torch.distributed as dist
-
-    gathered = [None] * world_size
-    dist.all_gather_object(gathered, obj)
-    return gathered
-
-
 # ----------------------------------------------------------------------------- signals
 class StopSignals:
     """SIGTERM / SIGUSR1 set a flag; the loop saves and exits at the next step boundary."""
@@ -372,7 +275,7 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
     config = load_config(config)
     workdir = Path(workdir)
     final_checkpoint = Path(final_checkpoint) if final_checkpoint is not None else workdir / "final.pt"
-    rank, world_size, device = setup_distributed(config)
+    rank, world_size, device = setup_distributed(config.device)
     is_main = rank == 0
     workdir_lock = lock_workdir(workdir) if is_main else None  # held until this function returns
     if config.batch_size % (config.grad_accumulation * world_size):

@@ -10,7 +10,8 @@ import torch
 
 from palette.config import COMPATIBILITY_KEYS, ConfigError, TrainConfig, defaults, load_config, schema
 from palette.ema import EMA
-from palette.train import SampleStream, device_peak_flops, epoch_permutation, learning_rate, peak_flops
+from palette.distributed import device_peak_flops, peak_flops
+from palette.train import SampleStream, epoch_permutation, learning_rate
 
 REPO = Path(__file__).resolve().parents[1]
 
