@@ -15,6 +15,11 @@ perm(seed, epoch)[n mod N] of epoch n // N, and an item's crop and degradation d
 (seed, epoch, index) (palette.data.PairedDataset), so after step s the stream restarts at sample
 s x batch_size. On the CPU an interrupted and resumed run ends bitwise equal to an uninterrupted one.
 
+Safety. Losses are summed on the device (no host sync per step) and checked at every log row and
+before every save, so a NaN/inf never reaches a checkpoint. A lock file keeps a second trainer out
+of a work folder. Hardware helpers (DDP, TF32, the channels_last probe, MFU peaks) live in
+palette.distributed.
+
 Exit codes (`palette train`): 0 done; RESUME_EXIT_CODE (75, EX_TEMPFAIL) when SIGTERM/SIGUSR1 or
 the time budget stopped it after saving a checkpoint (run it again to resume);
 NONFINITE_LOSS_EXIT_CODE (65) when the loss became NaN/inf (the last good checkpoint is kept);
