@@ -81,11 +81,14 @@ def sample_training_gamma(
     schedule: LinearSchedule = TRAINING_SCHEDULE,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """Draw t ~ U{1..T}, then gamma ~ U(gamma_{t-1}, gamma_t) with gamma_0 = 1 (Algorithm 1; SR3 eq. 5)."""
-    gammas = torch.cat([torch.ones(1, dtype=torch.float64), schedule.gammas()])
-    gen_device = generator.device if generator is not None else None
-    t = torch.randint(1, schedule.num_steps + 1, (batch_size,), generator=generator, device=gen_device).cpu()
-    u = _rand(batch_size, generator, torch.float64).cpu()
+    """Draw t ~ U{1..T}, then gamma ~ U(gamma_{t-1}, gamma_t) with gamma_0 = 1 (Algorithm 1; SR3 eq. 5).
+
+    Drawn on the generator's device (no host sync when training on a GPU), in float64.
+    """
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    gammas = torch.cat([torch.ones(1, dtype=torch.float64), schedule.gammas()]).to(gen_device)
+    t = torch.randint(1, schedule.num_steps + 1, (batch_size,), generator=generator, device=gen_device)
+    u = _rand(batch_size, generator, torch.float64)
     gamma = gammas[t - 1] + u * (gammas[t] - gammas[t - 1])
     return gamma.to(device=device, dtype=torch.float32)
 
