@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="torch device (default: cuda if available)")
     parser.add_argument("--weights-dir", default=None,
                         help="resources folder for weights (default: $PALETTE_WEIGHTS_DIR or resources/weights)")
+    parser.add_argument("--weight", action="append", default=[], metavar="NAME=PATH",
+                        help="explicit weight file, e.g. inception_full=/data/inception-2015-12-05.pt "
+                             "(names: `palette weights list`); repeatable")
     parser.add_argument("--stats-cache-dir", default=None, help="where reference statistics are cached")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -56,10 +59,16 @@ def run(args: argparse.Namespace) -> int:
     from palette.weights import ChecksumMismatchError, WeightsNotFoundError
 
     try:
+        weight_paths = {}
+        for item in args.weight:
+            name, separator, path = item.partition("=")
+            if not separator:
+                raise ValueError(f"--weight expects NAME=PATH, got {item!r}")
+            weight_paths[name] = path
         results = evaluate_folders(
             args.gt_dir, args.sample_dir, metrics=args.metrics, device=args.device,
             reference_stats=args.reference_stats, labels=args.labels, classifier=args.classifier,
-            weights_dir=args.weights_dir, stats_cache_dir=args.stats_cache_dir,
+            weights_dir=args.weights_dir, weight_paths=weight_paths, stats_cache_dir=args.stats_cache_dir,
             batch_size=args.batch_size, progress=not args.no_progress,
         )
     except (FileMismatchError, FileNotFoundError, WeightsNotFoundError, ChecksumMismatchError, ValueError) as error:

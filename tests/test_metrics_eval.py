@@ -112,3 +112,21 @@ def test_json_stays_strict_for_identical_images(tmp_path):
     results = json.loads(json_path.read_text())  # json.loads accepts Infinity, so check the text too
     assert "Infinity" not in json_path.read_text()
     assert results["psnr"] == "inf" and results["ssim"] == pytest.approx(1.0)
+
+
+def test_explicit_weight_paths_take_precedence_and_are_checked(tmp_path, capsys):
+    from palette.cli import main
+    from palette.weights import WeightsNotFoundError
+
+    gt, out = write_set(tmp_path, samples=1)
+    with pytest.raises(WeightsNotFoundError, match="explicit path"):
+        evaluate_folders(gt, out, metrics="pd", weight_paths={"inception_fid": tmp_path / "missing.pt"},
+                         progress=False)
+    with pytest.raises(ValueError, match="unknown weight names"):
+        evaluate_folders(gt, out, metrics="pd", weight_paths={"inception": "x"}, progress=False)
+    tampered = tmp_path / "lite0.pth"
+    tampered.write_bytes(b"not a classifier")
+    code = main(["eval", "-s", str(gt), "-d", str(out), "--metrics", "ca", "--classifier", "efficientnet_lite0",
+                 "--weight", f"efficientnet_lite0={tampered}", "--no-progress"])
+    assert code == 2
+    assert f"refusing weight file {tampered}" in capsys.readouterr().err

@@ -99,6 +99,7 @@ def evaluate_folders(
     labels: str | os.PathLike | dict | None = None,
     classifier: str = "auto",
     weights_dir: str | os.PathLike | None = None,
+    weight_paths: dict[str, str | os.PathLike] | None = None,
     stats_cache_dir: str | os.PathLike | None = None,
     batch_size: int = 32,
     progress: bool = True,
@@ -109,10 +110,18 @@ def evaluate_folders(
     are computed once and cached in `stats_cache_dir` (default: next to the weights,
     `<weights dir>/../fid_stats`). Without it, FID is against the ground-truth folder.
     labels: a CSV (`name,label`) or a dict of ImageNet class indices; enables `ca_top1`.
+    weight_paths: explicit weight files by name (keys of `palette.weights.WEIGHTS`, e.g. from the
+    workflow config); they take precedence over the resources folder and pip packages.
     """
     from palette.weights import weights_dir as resolve_weights_dir
 
+    from palette.weights import WEIGHTS
+
     chosen = _parse_metrics(metrics)
+    paths = dict(weight_paths or {})
+    unknown = sorted(set(paths) - set(WEIGHTS))
+    if unknown:
+        raise ValueError(f"unknown weight names {unknown}; known: {', '.join(WEIGHTS)}")
     gt_dir = Path(gt_dir)
     folders = sample_folders(sample_dir)
     gt_paths, out_paths = matched_files(gt_dir, folders[0])
@@ -125,7 +134,7 @@ def evaluate_folders(
     if {"fid", "is", "pd"} & set(chosen):
         from palette.metrics.inception import features_of_files, load_inception
 
-        model = load_inception(device, weights_dir=weights_dir)
+        model = load_inception(device, paths.get("inception_fid"), weights_dir)
         out_features = features_of_files(model, out_paths, batch_size, f"inception {folders[0].name}", progress)
         gt_features = None
         if "pd" in chosen or ("fid" in chosen and reference_stats is None):
@@ -145,12 +154,14 @@ def evaluate_folders(
         if "is" in chosen:
             from palette.metrics.inception_score import inception_score
 
-            results.update(inception_score(out_features, weights_dir=weights_dir))
+            results.update(inception_score(out_features, weights_path=paths.get("inception_full"),
+                                           weights_dir=weights_dir))
 
     if "ca" in chosen:
         from palette.metrics.classifier import labels_for, load_classifier, read_labels, top1_accuracy
 
-        model = load_classifier(classifier, device, weights_dir=weights_dir)
+        classifier_path = paths.get(classifier) if classifier != "auto" else paths.get("resnet50")
+        model = load_classifier(classifier, device, classifier_path, weights_dir)
         results["ca_classifier"] = model.name
         predictions = model.predict_files(out_paths, batch_size, f"classifier {folders[0].name}", progress)
         gt_predictions = model.predict_files(gt_paths, batch_size, f"classifier {gt_dir.name}", progress)
@@ -191,7 +202,10 @@ def evaluate_folders(
         from palette.metrics.image_quality import ms_ssim
         from palette.metrics.lpips_metric import load_lpips, lpips_distance, uint8_to_tensor
 
-        lpips_model = load_lpips(device, weights_dir=weights_dir) if "lpips" in chosen else None
+        lpips_model = None
+        if "lpips" in chosen:
+            lpips_model = load_lpips(device, paths.get("lpips_alexnet_backbone"), paths.get("lpips_alexnet_linear"),
+                                     weights_dir)
         lpips_values, ms_ssim_values, scales_used = [], [], set()
         pairs = [(k, index) for index in range(len(gt_paths)) for k in range(len(folders) - 1)]
         for k, index in tqdm(pairs, desc="diversity", unit="pair", disable=not progress):
