@@ -12,8 +12,10 @@ Output keys (absent metrics are simply not requested):
   ca_top1, ca_top1_ground_truth top-1 against labels (when a labels file is given)
   ca_agreement_with_gt          without labels: share of outputs classified like their GT
   ca_classifier                 which classifier CA used
-  psnr, ssim                    mean over images, output vs GT
-  lpips_diversity, ms_ssim_diversity (+ ms_ssim_scales)   across samples of one input
+  psnr, ssim                    mean over images, output vs GT (psnr over non-identical
+                                images; psnr_identical_images counts the others)
+  lpips_diversity, ms_ssim_diversity (+ ms_ssim_scales)   across samples of one input,
+                                or diversity_unavailable with one sample per input
 """
 
 from __future__ import annotations
