@@ -107,3 +107,26 @@ def test_labels_file_reader(tmp_path):
     bad.write_text("file,class\na,1\n")
     with pytest.raises(ValueError, match="name"):
         read_labels(bad)
+
+
+def test_auto_classifier_prefers_resnet50_when_its_weights_resolve(tmp_path, monkeypatch, photo_folder):
+    """The ResNet-50 path with a stand-in weight file (the real one is a download): `auto` takes
+    it once it resolves, still checked against the (here: stand-in's) recorded sha256."""
+    import dataclasses
+
+    import torch
+    import torchvision
+
+    from palette import weights
+
+    torch.manual_seed(0)
+    stand_in = tmp_path / weights.WEIGHTS["resnet50"].filename
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), stand_in)
+    monkeypatch.setitem(weights.WEIGHTS, "resnet50",
+                        dataclasses.replace(weights.WEIGHTS["resnet50"], sha256=weights.sha256_of(stand_in)))
+    monkeypatch.setenv("PALETTE_WEIGHTS_DIR", str(tmp_path))
+    model = load_classifier("auto", "cpu", allow_network=False)
+    assert model.name == "resnet50"
+    assert tuple(model.preprocess(load_source("skimage.data.coffee")).shape) == (3, 224, 224)
+    predictions = model.predict_files(sorted(photo_folder.iterdir())[:2], progress=False)
+    assert predictions.shape == (2,) and ((0 <= predictions) & (predictions < 1000)).all()
