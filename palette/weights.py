@@ -84,8 +84,15 @@ class WeightFile:
 def _verify_full_inception(path: Path) -> None:
     """The full TF Inception (with its 1008-way head) has no recorded sha256 here; accept it only
     if its convolution weights are exactly those of the checked pool3-only copy."""
+    from palette.metrics.inception import InceptionV3
+
     state = _load_torchscript_state_dict(path)
     layers = {k.split("layers.", 1)[1]: v for k, v in state.items() if "layers." in k}
+    expected_keys = set(InceptionV3().state_dict())
+    missing = sorted(expected_keys - set(layers))
+    if missing:
+        raise ChecksumMismatchError(f"{path}: not the TF Inception 2015-12-05 graph (missing {missing[:3]} ...)")
+    layers = {k: layers[k] for k in expected_keys}  # extra buffers, if any, do not matter
     heads = [k for k in state if k.endswith("output.weight")]
     if not heads or tuple(state[heads[0]].shape) != (1008, 2048):
         raise ChecksumMismatchError(f"{path}: no 1008x2048 output layer; not the TF Inception 2015-12-05 graph")
