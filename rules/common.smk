@@ -38,6 +38,16 @@ EVALUATION_TASKS = [
 ]
 
 
+def canonical(value):
+    """`value` with every mapping's keys sorted, recursively. Snakemake compares params by their
+    text, so two orderings of one mapping would otherwise count as a change and rerun jobs."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(item) for item in value]
+    return value
+
+
 def deep_merge(base, override):
     """`override` merged over `base`; nested mappings merged key by key, others replaced."""
     merged = copy.deepcopy(base)
@@ -61,7 +71,7 @@ def train_config(experiment):
     merged["name"] = experiment
     merged.setdefault("image_size", DATASET["image_size"])
     merged.setdefault("seed", config["seed"])
-    return merged
+    return canonical(merged)
 
 
 def check_train_configs():
@@ -158,7 +168,7 @@ def used_tasks():
 def sampler_settings(name):
     if name == REGRESSION_SAMPLER:
         return {"name": REGRESSION_SAMPLER, "steps": 1}
-    return dict(SAMPLERS[name])
+    return canonical(SAMPLERS[name])
 
 
 def samples_per_input(experiment):

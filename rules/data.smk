@@ -28,7 +28,7 @@ if DATASET["kind"] == "demo_photos":
             "../envs/palette.yaml"
         params:
             crop_size=DATASET["image_size"],
-            scales=DATASET["crops"]["scales"],
+            scales=list(DATASET["crops"]["scales"]),
             crops_per_scale=DATASET["crops"]["crops_per_scale"],
             seed=config["seed"],
         script:
@@ -69,7 +69,7 @@ if DATASET["kind"] in ("demo_photos", "celebahq"):
         conda:
             "../envs/palette.yaml"
         params:
-            fractions=DATASET["split"],
+            fractions=canonical(DATASET["split"]),
             seed=config["seed"],
         script:
             "../scripts/split_dataset.py"

@@ -37,7 +37,7 @@ rule plot_quality_vs_steps:
         "../envs/workflow.yaml"
     params:
         samplers=[] if not SAMPLING.get("sweep") else SAMPLING["sweep"]["samplers"],
-        sampler_settings={name: dict(settings) for name, settings in SAMPLERS.items()},
+        sampler_settings=canonical(SAMPLERS),
     script:
         "../scripts/plot_quality_vs_steps.py"
 
@@ -102,11 +102,11 @@ rule html_report:
         "../envs/workflow.yaml"
     params:
         title=config["report"]["title"],
-        dataset=DATASET,
-        experiments=EXPERIMENTS,
+        dataset=canonical(DATASET),
+        experiments=canonical(EXPERIMENTS),
         runs=[list(run) for run in evaluation_runs()],
         samplers={name: sampler_settings(name) for name in SAMPLERS},
-        sweep=SAMPLING.get("sweep"),
+        sweep=canonical(SAMPLING.get("sweep")),
         config_hash=config_hash(),
         results_dir=lambda wildcards, output: str(Path(output[0]).parent),
         benchmarks_dir=f"{RESULTS}/benchmarks",

@@ -174,7 +174,7 @@ def test_tiny_dag_end_to_end(tmp_path):
     changed = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
     changed["experiments"]["inpainting"]["train"]["lr"] = 0.002
     changed_path = tmp_path / "changed.yaml"
-    changed_path.write_text(yaml.safe_dump(changed))
+    changed_path.write_text(yaml.safe_dump(changed, sort_keys=False))
     plan = run_snakemake("-n", "--configfile", str(changed_path), *overrides)
     assert plan.returncode == 0, plan.stderr[-2000:]
     trained = re.findall(r"checkpoints/(\w+)\.pt", " ".join(l for l in plan.stdout.splitlines() if "output:" in l))
