@@ -508,6 +508,8 @@ def render_report(out_path: str | Path, context: dict) -> Path:
 
 
 def format_number(value) -> str:
+    """Short, honest numbers: 1 decimal from 100, 2 from 1, 3 below; trailing zeros dropped
+    (so the paper's 5.1 prints as 5.1, not 5.10)."""
     if value is None:
         return "–"
     if isinstance(value, str):
@@ -515,14 +517,10 @@ def format_number(value) -> str:
     value = float(value)
     if not math.isfinite(value):
         return "–"
-    if value == 0:
-        return "0"
     magnitude = abs(value)
-    if magnitude >= 100:
-        return f"{value:.1f}"
-    if magnitude >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
+    decimals = 1 if magnitude >= 100 else 2 if magnitude >= 1 else 3
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def build_report(
