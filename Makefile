@@ -33,6 +33,8 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/unet.py
+	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/metrics.py
 
 clean:
 	rm -rf $(VENV) results .snakemake
