@@ -459,20 +459,26 @@ def hardware_summary() -> dict:
     return info
 
 
-def stage_wall_times(benchmarks_dir: str | Path) -> list[dict]:
-    """Wall time per stage from Snakemake's benchmark files (benchmarks/STAGE/...tsv)."""
+def stage_wall_times(benchmarks_dir: str | Path, paths=None) -> list[dict]:
+    """Wall and CPU time per stage from Snakemake's benchmark files (benchmarks/STAGE/...tsv).
+
+    `paths` lists the files of this run's jobs (others in the folder may be left from an earlier
+    configuration); missing ones are skipped. Without it, every file in the folder counts.
+    """
     root = Path(benchmarks_dir)
     stages: dict[str, dict] = {}
-    for path in sorted(root.rglob("*.tsv")):
+    candidates = sorted(root.rglob("*.tsv")) if paths is None else [Path(p) for p in paths if Path(p).exists()]
+    for path in candidates:
         stage = path.relative_to(root).parts[0]
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle, delimiter="\t"))
         if not rows:
             continue
         seconds = float(rows[-1].get("s") or 0.0)
-        entry = stages.setdefault(stage, {"stage": stage, "jobs": 0, "seconds": 0.0, "longest": 0.0, "longest_job": ""})
+        entry = stages.setdefault(stage, {"stage": stage, "jobs": 0, "seconds": 0.0, "cpu_seconds": 0.0, "longest": 0.0, "longest_job": ""})
         entry["jobs"] += 1
         entry["seconds"] += seconds
+        entry["cpu_seconds"] += float(rows[-1].get("cpu_time") or 0.0)
         if seconds >= entry["longest"]:
             entry["longest"], entry["longest_job"] = seconds, str(path.relative_to(root).with_suffix(""))
     order = ["data", "degrade", "train", "sample", "evaluate"]
@@ -540,6 +546,7 @@ def build_report(
     results_dir: str | Path,
     benchmarks_dir: str | Path,
     config_hash: str,
+    benchmark_paths: list | None = None,
 ) -> Path:
     """Assemble everything the page shows and render it."""
     results_dir = Path(results_dir)
@@ -584,7 +591,7 @@ def build_report(
             "commit": git_commit(),
             "config_hash": config_hash,
             "hardware": hardware_summary(),
-            "stages": stage_wall_times(benchmarks_dir),
+            "stages": stage_wall_times(benchmarks_dir, benchmark_paths),
         },
     }
     return render_report(out_path, context)

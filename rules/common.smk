@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+from palette.workflow_data import PLACES365_ARCHIVES
+
 validate(config, "../workflow/schemas/config.schema.yaml")
 
 RESULTS = config["results_dir"].rstrip("/")
@@ -40,7 +42,8 @@ EVALUATION_TASKS = [
 
 def canonical(value):
     """`value` with every mapping's keys sorted, recursively. Snakemake compares params by their
-    text, so two orderings of one mapping would otherwise count as a change and rerun jobs."""
+    text, so two orderings of one mapping would otherwise count as a change and rerun jobs.
+    """
     if isinstance(value, dict):
         return {key: canonical(value[key]) for key in sorted(value)}
     if isinstance(value, (list, tuple)):
@@ -216,3 +219,27 @@ def sweep_metrics_files():
         f"{RESULTS}/metrics/{sweep['experiment']}/{sweep['task']}/{s}.json"
         for s in sweep["samplers"]
     ]
+
+
+def benchmark_files():
+    """The benchmark files of every job this configuration runs (the report's wall times); files
+    left by jobs of an earlier configuration are not counted."""
+    data_rules = {
+        "demo_photos": ["cut_demo_crops", "split_dataset"],
+        "celebahq": ["list_celebahq", "split_dataset"],
+        "places2": [f"download_places2_archive/{name}" for name in PLACES365_ARCHIVES]
+        + [f"extract_places2_archive/{Path(name).stem}" for name in PLACES365_ARCHIVES]
+        + ["list_places2"],
+        "imagenet": ["download_ctest10k_list", "list_imagenet"],
+    }[DATASET["kind"]]
+    files = [f"{RESULTS}/benchmarks/data/{name}.tsv" for name in data_rules]
+    files += [f"{RESULTS}/benchmarks/degrade/{task}.tsv" for task in used_tasks()]
+    files += [
+        f"{RESULTS}/benchmarks/train/{experiment}.tsv" for experiment in EXPERIMENTS
+    ]
+    for stage in ("sample", "evaluate"):
+        files += [
+            f"{RESULTS}/benchmarks/{stage}/{e}/{t}/{s}.tsv"
+            for e, t, s in evaluation_runs()
+        ]
+    return files

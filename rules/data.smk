@@ -9,7 +9,7 @@ Raw data sets live under dataset.root, outside the results folder; only lists ar
 
 import re
 
-from palette.workflow_data import PLACES365_ARCHIVES, PLACES365_URL
+from palette.workflow_data import PLACES365_URL
 
 DATA_ROOT = DATASET["root"].rstrip("/")
 

@@ -110,5 +110,6 @@ rule html_report:
         config_hash=config_hash(),
         results_dir=lambda wildcards, output: str(Path(output[0]).parent),
         benchmarks_dir=f"{RESULTS}/benchmarks",
+        benchmarks=benchmark_files(),
     script:
         "../scripts/html_report.py"

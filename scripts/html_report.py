@@ -21,5 +21,6 @@ build_report(
     quality_vs_steps=snakemake.input.quality_vs_steps[0] if snakemake.input.quality_vs_steps else None,
     results_dir=snakemake.params.results_dir,
     benchmarks_dir=snakemake.params.benchmarks_dir,
+    benchmark_paths=list(snakemake.params.benchmarks),
     config_hash=snakemake.params.config_hash,
 )
