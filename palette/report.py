@@ -341,18 +341,26 @@ def plot_quality_vs_steps(metric_paths, samplers, sampler_settings: dict, out_pa
     for name, flat in loaded.items():
         settings = sampler_settings[name]
         points.setdefault(settings["name"], []).append((settings.get("steps", 1000), name, flat))
-    fig, axes = plt.subplots(1, max(1, len(available)), figsize=(4.2 * max(1, len(available)), 3.8), squeeze=False)
-    for ax, metric in zip(axes[0], available):
+    columns = min(3, max(1, len(available)))
+    rows = max(1, math.ceil(len(available) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.6 * rows), squeeze=False)
+    all_steps = sorted({steps for entries in points.values() for steps, _, _ in entries})
+    for ax, metric in zip(axes.flat, available):
         for family, entries in sorted(points.items()):
             entries = sorted(entries, key=lambda entry: entry[0])
             xs = [steps for steps, _, flat in entries if metric_value(flat, metric) is not None]
             ys = [metric_value(flat, metric) for _, _, flat in entries if metric_value(flat, metric) is not None]
             ax.plot(xs, ys, marker="o", label=family)
         ax.set_xscale("log")
+        ax.set_xticks(all_steps)
+        ax.set_xticklabels([str(steps) for steps in all_steps])
+        ax.minorticks_off()
         ax.set_xlabel("refinement steps")
         ax.set_ylabel(metric + (" (lower is better)" if metric in LOWER_IS_BETTER else ""))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(available):]:
+        ax.axis("off")
     if not available:
         axes[0][0].text(0.5, 0.5, "no numeric metric in the sweep", ha="center", va="center")
     fig.suptitle("Quality against sampling steps")
