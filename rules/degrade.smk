@@ -9,6 +9,14 @@ variant reads the same set, so their numbers compare like with like.
 rule write_evaluation_set:
     input:
         test=f"{RESULTS}/data/split/test.txt",
+        # The paper's released free-form masks, when configured: a declared input, so a missing
+        # file stops the plan early and a replaced one rebuilds the free-form sets.
+        released_masks=lambda wildcards: (
+            [EVALUATION["masks_file"]]
+            if EVALUATION["masks_file"]
+            and wildcards.task.startswith("inpainting_freeform")
+            else []
+        ),
     output:
         directory(f"{RESULTS}/evaluation_sets/{{task}}"),
     log:
