@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from palette.diffusion import SamplerConfig, sample
+from palette.diffusion import TRAINING_SCHEDULE, SamplerConfig, sample
 from palette.imageio import list_images, load_image, load_mask, save_image, to_tensor
 
 
@@ -154,6 +154,11 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--clip-x0", action=argparse.BooleanOptionalAction, default=None,
                        help="clamp the predicted clean image to [-1, 1] at every step (default: on for the fast "
                             "samplers, which keeps models trained briefly stable; off for `paper`, as in Algorithm 2)")
+    group.add_argument("--noise-range", choices=("training", "inference"), default="training",
+                       help="where the fast samplers take their noise levels: the training schedule's range "
+                            "(gamma 4.4e-5..1, what the network has seen) or the paper's inference schedule's "
+                            "(down to gamma 7e-21, which briefly trained models cannot denoise); `paper` always "
+                            "uses the inference schedule (default: %(default)s)")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
 
@@ -163,4 +168,7 @@ def sampler_from_arguments(args: argparse.Namespace) -> SamplerConfig:
     values = dict(name=args.sampler, eta=args.eta, variance=args.variance, clip_x0=clip_x0)
     if args.sampler != "paper":
         values["steps"] = args.steps
+        if args.noise_range == "training":
+            values.update(beta_start=TRAINING_SCHEDULE.beta_start, beta_end=TRAINING_SCHEDULE.beta_end,
+                          schedule_steps=TRAINING_SCHEDULE.num_steps)
     return SamplerConfig.from_dict(values)
