@@ -66,11 +66,6 @@ def randn(shape: Sequence[int], generator: Generators, device: torch.device | st
     return torch.stack([torch.randn(tuple(shape[1:]), generator=g, device=g.device) for g in generator]).to(device)
 
 
-def _rand(batch_size: int, generator: torch.Generator | None, dtype: torch.dtype) -> Tensor:
-    device = generator.device if generator is not None else None
-    return torch.rand(batch_size, generator=generator, dtype=dtype, device=device)
-
-
 # ----------------------------------------------------------------------------------------------
 # Training: Palette Algorithm 1.
 
@@ -88,7 +83,7 @@ def sample_training_gamma(
     gen_device = generator.device if generator is not None else torch.device("cpu")
     gammas = torch.cat([torch.ones(1, dtype=torch.float64), schedule.gammas()]).to(gen_device)
     t = torch.randint(1, schedule.num_steps + 1, (batch_size,), generator=generator, device=gen_device)
-    u = _rand(batch_size, generator, torch.float64)
+    u = torch.rand(batch_size, generator=generator, dtype=torch.float64, device=gen_device)
     gamma = gammas[t - 1] + u * (gammas[t] - gammas[t - 1])
     return gamma.to(device=device, dtype=torch.float32)
 
