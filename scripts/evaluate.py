@@ -4,12 +4,10 @@ import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from palette.lease import count_gpus, lease_gpus
+from palette.lease import lease_for_job
 
 device = snakemake.params.device
-if device != "cpu" and snakemake.resources.get("gpu", 0) and count_gpus():
-    lease = lease_gpus(snakemake.resources.gpu, wait_seconds=600)
-    print(f"GPU lease: {lease.devices}")
+lease_for_job(snakemake.resources.get("gpu", 0), device)  # before CUDA starts
 
 import json
 from pathlib import Path

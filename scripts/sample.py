@@ -4,13 +4,10 @@ import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from palette.lease import count_gpus, lease_gpus
+from palette.lease import lease_for_job
 
 device = snakemake.params.device
-if device != "cpu" and snakemake.resources.get("gpu", 0) and count_gpus():
-    # Before CUDA starts: pick a GPU no other local job holds (no-op under SLURM).
-    lease = lease_gpus(snakemake.resources.gpu, wait_seconds=600)
-    print(f"GPU lease: {lease.devices}")
+lease_for_job(snakemake.resources.get("gpu", 0), device)  # before CUDA starts
 
 from palette.inference import sample_evaluation_set
 

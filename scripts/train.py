@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from palette.lease import count_gpus, lease_gpus
+from palette.lease import lease_for_job
 
 config = dict(snakemake.params.train_config)
 config["train_files"] = str(Path(snakemake.input.train).resolve())
@@ -25,9 +25,7 @@ if config.get("time_budget") is None and isinstance(runtime_minutes, (int, float
     # Stop (and save) before the scheduler's limit: 5 % and 5 minutes of margin.
     config["time_budget"] = max(60.0, runtime_minutes * 60 * 0.95 - 300)
 gpus = int(snakemake.resources.get("gpu", 0) or 0) if config.get("device", "auto") != "cpu" else 0
-if gpus and count_gpus():
-    lease = lease_gpus(gpus, wait_seconds=600)  # no-op under SLURM (CUDA_VISIBLE_DEVICES set)
-    print(f"GPU lease: {lease.devices}")
+lease_for_job(gpus)  # no-op under SLURM (CUDA_VISIBLE_DEVICES set)
 
 work_dir = Path(snakemake.params.work_dir)
 work_dir.mkdir(parents=True, exist_ok=True)

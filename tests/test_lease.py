@@ -75,3 +75,15 @@ def test_a_killed_job_releases_its_gpu_and_commands_inherit_the_lease(tmp_path, 
         except LeaseError:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def test_lease_for_job_is_a_no_op_on_the_cpu_or_without_gpus(monkeypatch):
+    from palette import lease as lease_module
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(lease_module, "count_gpus", lambda: 0)
+    assert lease_module.lease_for_job(2) is None
+    monkeypatch.setattr(lease_module, "count_gpus", lambda: 4)
+    assert lease_module.lease_for_job(1, device="cpu") is None
+    assert lease_module.lease_for_job(0) is None
+    assert "CUDA_VISIBLE_DEVICES" not in lease_module.os.environ
