@@ -313,12 +313,13 @@ def read_training_log(path: str | Path) -> pd.DataFrame:
 
 
 def plot_training_curves(csv_paths, names, out_path: str | Path) -> Path:
-    """Loss against step for every experiment (one panel per objective: scales differ)."""
+    """Loss against step for every experiment, on one log-scale panel, one colour each."""
     logs = [(name, read_training_log(path)) for name, path in zip(names, csv_paths)]
     fig, ax = plt.subplots(figsize=(9, 5))
-    for name, log in logs:
+    colours = plt.get_cmap("tab20").colors  # the default cycle repeats after 10 experiments
+    for index, (name, log) in enumerate(logs):
         if {"step", "loss"} <= set(log.columns) and len(log):
-            ax.plot(log["step"], log["loss"], label=name, linewidth=1.2)
+            ax.plot(log["step"], log["loss"], label=name, linewidth=1.2, color=colours[index % len(colours)])
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss")
     ax.set_yscale("log")
