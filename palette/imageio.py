@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, ImageOps
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 """File name endings (case-insensitive) that ``list_images`` accepts."""
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -19,9 +19,9 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy import linalg
 
+from palette.imageio import list_images
 from palette.metrics.inception import FEATURE_DIM
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 # Part of every cache key: change it when the preprocessing or the network changes.
 STATISTICS_VERSION = "clean-fid-clean/tf-inception-2015-12-05/pool3/v1"
 
@@ -111,14 +111,6 @@ class FeatureStatistics:
         stats = StreamingStatistics(features.shape[1])
         stats.update(features)
         return cls(*stats.mean_and_covariance(), stats.count)
-
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files directly in `folder`, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} does not exist")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def folder_content_key(paths: Sequence[Path]) -> str:
