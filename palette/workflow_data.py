@@ -27,6 +27,7 @@ import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import IO, Callable, NamedTuple
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -125,62 +126,64 @@ def safe_extract(archive: str | Path, destination: str | Path) -> list[Path]:
     archive, root = Path(archive), Path(destination)
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
-    written: list[Path] = []
     if tarfile.is_tarfile(archive):
         with tarfile.open(archive) as tar:
-            members = tar.getmembers()
-            for member in members:
-                _safe_member_path(root, member.name)
-                if not (member.isfile() or member.isdir()):
-                    raise UnsafeArchiveError(
-                        f"archive member {member.name!r} is a link or special file; refusing to extract {archive}"
-                    )
-            for member in members:
-                target = _safe_member_path(root, member.name)
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                with source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out, length=1 << 20)
-                os.chmod(target, (member.mode & 0o755) | stat.S_IRUSR | stat.S_IWUSR)
-                written.append(target)
-        return written
+            members = [
+                _Member(m.name, "dir" if m.isdir() else "file" if m.isfile() else "other",
+                        lambda m=m: tar.extractfile(m), m.mode)
+                for m in tar.getmembers()
+            ]
+            return _extract_members(members, root, archive)
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zipped:
-            infos = zipped.infolist()
-            for info in infos:
-                _safe_member_path(root, info.filename)
-                # Unix file type in the high bits; zips made elsewhere leave it 0 (a plain file).
-                file_type = stat.S_IFMT(info.external_attr >> 16)
-                if file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
-                    raise UnsafeArchiveError(
-                        f"archive member {info.filename!r} is a link or special file; refusing to extract {archive}"
-                    )
-            for info in infos:
-                target = _safe_member_path(root, info.filename)
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zipped.open(info) as source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out, length=1 << 20)
-                written.append(target)
-        return written
+            return _extract_members([_zip_member(zipped, info) for info in zipped.infolist()], root, archive)
     raise UnsafeArchiveError(f"{archive} is neither a tar nor a zip archive")
+
+
+class _Member(NamedTuple):
+    """One archive entry, whatever the archive format: kind is "file", "dir" or "other"."""
+
+    name: str
+    kind: str
+    open: Callable[[], IO[bytes]]
+    mode: int | None  # Unix permissions where the archive records them
+
+
+def _zip_member(zipped: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Member:
+    # Unix file type in the high bits; zips made elsewhere leave it 0 (a plain file).
+    file_type = stat.S_IFMT(info.external_attr >> 16)
+    if file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
+        kind = "other"
+    else:
+        kind = "dir" if info.is_dir() else "file"
+    return _Member(info.filename, kind, lambda: zipped.open(info), None)
+
+
+def _extract_members(members: list[_Member], root: Path, archive: Path) -> list[Path]:
+    for member in members:  # check everything before writing anything
+        _safe_member_path(root, member.name)
+        if member.kind == "other":
+            raise UnsafeArchiveError(
+                f"archive member {member.name!r} is a link or special file; refusing to extract {archive}"
+            )
+    written: list[Path] = []
+    for member in members:
+        target = _safe_member_path(root, member.name)
+        if member.kind == "dir":
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with member.open() as source, open(target, "wb") as out:
+            shutil.copyfileobj(source, out, length=1 << 20)
+        if member.mode is not None:
+            os.chmod(target, (member.mode & 0o755) | stat.S_IRUSR | stat.S_IWUSR)
+        written.append(target)
+    return written
 
 
 def list_images(folder: str | Path) -> list[Path]:
     """Image files under `folder`, recursively, sorted (a deterministic order for splits)."""
     return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def write_lines(path: str | Path, lines: list[str]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{line}\n" for line in lines))
-    return path
 
 
 # ---------------------------------------------------------------------------------------------
