@@ -116,6 +116,14 @@ def keep_known_pixels(y: Tensor, source: Tensor, mask: Tensor | None) -> Tensor:
     return torch.where(generated_pixels(mask, y) > 0.5, y, source)
 
 
+def generated_pixel_mean(error: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean of a per-pixel error [B, C, H, W] over the pixels each sample generates, then over the
+    batch: a mask's size does not change its sample's weight (PAPER.md, Diffusion)."""
+    weights = generated_pixels(mask, error)
+    per_sample = (error * weights).sum(dim=(1, 2, 3)) / (weights.sum(dim=(1, 2, 3)) * error.shape[1])
+    return per_sample.mean()
+
+
 def diffusion_loss(
     model: NoiseModel,
     source: Tensor,
@@ -142,9 +150,7 @@ def diffusion_loss(
         source = fill_masked_with_noise(source, mask, randn(source.shape, generator, device))
     predicted = model(torch.cat([source, y_noisy], dim=1), gamma)
     error = (predicted.float() - noise).abs().pow(exponent)
-    weights = generated_pixels(mask, error)
-    per_sample = (error * weights).sum(dim=(1, 2, 3)) / (weights.sum(dim=(1, 2, 3)) * error.shape[1])
-    return per_sample.mean()
+    return generated_pixel_mean(error, mask)
 
 
 # ----------------------------------------------------------------------------------------------

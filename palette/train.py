@@ -89,12 +89,10 @@ def build_model(config: TrainConfig) -> nn.Module:
 
 def regression_loss(model, source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """The paper's regression baseline: ||f(x) - y||^2, over the pixels the model must produce."""
-    from palette.diffusion import generated_pixels
+    from palette.diffusion import generated_pixel_mean
 
     gamma = torch.ones(source.shape[0], device=source.device)  # unused by the task; kept constant
-    error = (model(source, gamma).float() - target).pow(2)
-    weights = generated_pixels(mask, error)
-    return ((error * weights).sum(dim=(1, 2, 3)) / (weights.sum(dim=(1, 2, 3)) * error.shape[1])).mean()
+    return generated_pixel_mean((model(source, gamma).float() - target).pow(2), mask)
 
 
 @torch.no_grad()
