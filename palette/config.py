@@ -45,6 +45,7 @@ class TrainConfig:
     steps: int
     batch_size: int
     grad_accumulation: int
+    micro_batch_size: int | None
     num_workers: int
     lr: float
     warmup_steps: int
@@ -74,10 +75,12 @@ class TrainConfig:
 
 
 # Keys a resumed run must share with its checkpoint; everything else may change between attempts.
+# The split of a step into GPUs and micro-batches may change too: it keeps the data order and the
+# objective, and only the diffusion noise (drawn per micro-batch) comes out differently.
 COMPATIBILITY_KEYS = (
     "task", "objective", "loss", "preset", "model_overrides", "train_files", "image_size", "seed",
-    "batch_size", "grad_accumulation", "lr", "warmup_steps", "adam_betas", "adam_eps",
-    "weight_decay", "grad_clip_norm", "ema_decay",
+    "batch_size", "lr", "warmup_steps", "adam_betas", "adam_eps", "weight_decay", "grad_clip_norm",
+    "ema_decay",
 )
 
 
@@ -128,11 +131,42 @@ def _validate(values: dict, origin: str) -> None:
 
 
 def _check_consistency(values: dict) -> None:
-    if values["batch_size"] % values["grad_accumulation"]:
+    batch, accumulation, micro = values["batch_size"], values["grad_accumulation"], values["micro_batch_size"]
+    if micro is not None and accumulation != 1:
         raise ConfigError(
-            f"train config: key 'batch_size' has value {values['batch_size']}, which does not divide "
-            f"by grad_accumulation={values['grad_accumulation']}"
+            f"train config: keys 'micro_batch_size' ({micro}) and 'grad_accumulation' ({accumulation}) are both "
+            "set; set one (micro_batch_size derives grad_accumulation from the number of GPUs)"
         )
+    if batch % (micro or accumulation):
+        which = f"micro_batch_size={micro}" if micro is not None else f"grad_accumulation={accumulation}"
+        raise ConfigError(f"train config: key 'batch_size' has value {batch}, which does not divide by {which}")
+
+
+def micro_batches(config: TrainConfig, world_size: int) -> int:
+    """Micro-batches per optimizer step on each of `world_size` processes (grad_accumulation, or
+    derived from micro_batch_size); a ConfigError when the batch does not split evenly."""
+    batch = config.batch_size
+    if config.micro_batch_size is None:
+        if batch % (config.grad_accumulation * world_size):
+            raise ConfigError(f"train config: key 'batch_size' has value {batch}, which does not divide "
+                              f"by grad_accumulation x GPUs = {config.grad_accumulation} x {world_size}")
+        return config.grad_accumulation
+    per_step = config.micro_batch_size * world_size
+    if batch % per_step:
+        raise ConfigError(f"train config: key 'batch_size' has value {batch}, which does not divide "
+                          f"by micro_batch_size x GPUs = {config.micro_batch_size} x {world_size}")
+    return batch // per_step
+
+
+def work_key(values: dict) -> str:
+    """A short digest of a config's COMPATIBILITY_KEYS (defaults filled in): two configs with the
+    same key can resume each other's checkpoints, so a workflow can name work folders by it."""
+    import hashlib
+    import json
+
+    filled = {**defaults(), **values}
+    shared = {key: _normalise(filled[key]) for key in COMPATIBILITY_KEYS}
+    return hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def config_differences(stored: dict, current: TrainConfig, keys=COMPATIBILITY_KEYS) -> list[str]:

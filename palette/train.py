@@ -49,7 +49,7 @@ from torch import nn
 from palette.checkpoint import (
     FORMAT_VERSION, CheckpointError, CheckpointFolder, capture_rng_state, restore_rng_state, save_checkpoint,
 )
-from palette.config import ConfigError, TrainConfig, config_differences, load_config
+from palette.config import ConfigError, TrainConfig, config_differences, load_config, micro_batches
 from palette.distributed import (
     all_reduce, arithmetic_of, barrier, device_peak_flops, gather_objects, group_norm_keeps_channels_last, set_tf32,
     setup_distributed,
@@ -192,11 +192,11 @@ class EpochIndexed(torch.utils.data.Dataset):
         return self.dataset[index]
 
 
-def make_loader(config: TrainConfig, start_sample: int, rank: int, world_size: int, pin_memory: bool):
+def make_loader(config: TrainConfig, start_sample: int, accumulation: int, rank: int, world_size: int, pin_memory: bool):
     from palette.data import PairedDataset
 
     dataset = PairedDataset(training_files(config), config.task, config.image_size, seed=config.seed, train=True)
-    stream = SampleStream(len(dataset), config.seed, config.batch_size, config.grad_accumulation, rank, world_size, start_sample)
+    stream = SampleStream(len(dataset), config.seed, config.batch_size, accumulation, rank, world_size, start_sample)
     return torch.utils.data.DataLoader(
         EpochIndexed(dataset), batch_sampler=stream, num_workers=config.num_workers, pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(config.seed),  # its base seed must not draw from the global RNG
@@ -280,10 +280,8 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
     final_checkpoint = Path(final_checkpoint) if final_checkpoint is not None else workdir / "final.pt"
     rank, world_size, device = setup_distributed(config.device)
     is_main = rank == 0
+    accumulation = micro_batches(config, world_size)  # micro-batches per step on each process
     workdir_lock = lock_workdir(workdir) if is_main else None  # held until this function returns
-    if config.batch_size % (config.grad_accumulation * world_size):
-        raise ConfigError(f"train config: key 'batch_size' has value {config.batch_size}, which does not divide "
-                          f"by grad_accumulation x GPUs = {config.grad_accumulation} x {world_size}")
 
     # --- speed switches
     use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
@@ -325,6 +323,9 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
         if differences:
             raise CheckpointError(f"checkpoint {resumed_from} comes from an incompatible config:\n  "
                                   + "\n  ".join(differences) + "\nuse a new work folder, or restore these values")
+        if state["step"] > config.steps:
+            raise CheckpointError(f"checkpoint {resumed_from} is at step {state['step']}, past this config's "
+                                  f"steps={config.steps}; raise steps, or use a new work folder to train afresh")
         raw_model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
@@ -367,7 +368,7 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
         return diffusion_loss(network, source, target, mask, loss_type=config.loss, generator=noise_generator)
 
     # --- logs (rank 0)
-    loader = make_loader(config, step * config.batch_size, rank, world_size, pin_memory=device.type == "cuda")
+    loader = make_loader(config, step * config.batch_size, accumulation, rank, world_size, pin_memory=device.type == "cuda")
     batches = iter(loader)
     csv_file = csv_writer = tensorboard = None
     if is_main:
@@ -391,7 +392,7 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
     say(f"{config.objective} {config.task} | preset {config.preset} | {device} x{world_size} | "
         f"{'bf16' if use_bf16 else 'fp32'}{' channels_last' if channels_last else ''}"
         f"{' compiled' if config.compile else ''} | batch {config.batch_size} = "
-        f"{config.grad_accumulation} x {world_size} x {config.batch_size // (config.grad_accumulation * world_size)}")
+        f"{accumulation} x {world_size} x {config.batch_size // (accumulation * world_size)}")
 
     def save(keep: bool = False) -> Path | None:
         """Checkpoint the full training state (after checking the loss is still finite)."""
@@ -434,11 +435,11 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
                     group["lr"] = lr
 
                 # forward / backward over the micro-batches; DDP syncs gradients on the last one
-                for micro_step in range(config.grad_accumulation):
-                    last_micro = micro_step == config.grad_accumulation - 1
+                for micro_step in range(accumulation):
+                    last_micro = micro_step == accumulation - 1
                     sync = nullcontext() if (world_size == 1 or last_micro) else model.no_sync()
                     with sync:
-                        loss = loss_of(next(batches)) / config.grad_accumulation
+                        loss = loss_of(next(batches)) / accumulation
                         loss.backward()
                     loss_sum += loss.detach()
                 loss_count += 1

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+from palette.config import work_key
 from palette.workflow_data import PLACES365_ARCHIVES
 
 validate(config, "../workflow/schemas/config.schema.yaml")
@@ -193,9 +194,10 @@ def table_files():
 
 
 def train_work_dir(wildcards):
-    settings = json.dumps(train_config(wildcards.experiment), sort_keys=True)
-    digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
-    return f"{WORK}/train/{wildcards.experiment}-{digest}"
+    """Named by the settings a checkpoint must share to be resumed (palette.config.work_key):
+    raising `steps` or changing a speed switch resumes the run, changing the lr starts afresh.
+    """
+    return f"{WORK}/train/{wildcards.experiment}-{work_key(train_config(wildcards.experiment))}"
 
 
 def shown_sampler(experiment, task):

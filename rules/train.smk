@@ -2,10 +2,12 @@
 every evaluation that needs it.
 
 The resumable state (periodic checkpoints, logs in progress) lives in a work folder outside the
-declared outputs, named after the experiment and a digest of its trainer config: Snakemake
-deletes declared outputs before each attempt, so a job cut by a time limit or preemption exits
-with palette.train.RESUME_EXIT_CODE, is retried, and resumes from there; a changed config starts
-a fresh folder instead of resuming an incompatible run.
+declared outputs, named after the experiment and a digest of the trainer settings a checkpoint
+must share to be resumed (palette.config.COMPATIBILITY_KEYS): Snakemake deletes declared outputs
+before each attempt, so a job cut by a time limit or preemption exits with
+palette.train.RESUME_EXIT_CODE, is retried, and resumes from there. Any changed setting reruns
+the job; raising `steps` or changing a speed setting (micro_batch_size, compile, ...) resumes,
+while a changed lr, task or model starts a fresh folder instead of an incompatible resume.
 """
 
 

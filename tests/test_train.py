@@ -241,6 +241,48 @@ def test_incompatible_checkpoint_is_refused_with_what_differs(crop_list, tmp_pat
     assert CheckpointFolder(tmp_path / "run" / "checkpoints").load_latest()[0]["step"] == 3
 
 
+def test_a_checkpoint_past_the_configured_steps_is_refused(crop_list, tmp_path):
+    from palette.checkpoint import CheckpointError
+
+    train(tiny_config(crop_list, steps=4), tmp_path / "run")
+    with pytest.raises(CheckpointError, match=r"last\.pt is at step 4, past this config's steps=2"):
+        train(tiny_config(crop_list, steps=2), tmp_path / "run")
+
+
+def test_micro_batch_size_derives_the_accumulation_and_may_change_on_resume(crop_list, tmp_path, capsys):
+    # batch 4 in micro-batches of 2 is grad_accumulation 2 on one process, bitwise
+    config = tiny_config(crop_list, steps=4, batch_size=4, log_every=2, checkpoint_every=2, progress_bar=False)
+    explicit = load_checkpoint(train({**config, "grad_accumulation": 2}, tmp_path / "explicit"))
+    derived = load_checkpoint(train({**config, "micro_batch_size": 2}, tmp_path / "derived"))
+    assert "batch 4 = 2 x 1 x 2" in capsys.readouterr().err
+    for name, value in explicit["model"].items():
+        assert torch.equal(value, derived["model"][name]), name
+
+    # the split is not part of what a checkpoint must share: a run resumes with another one
+    train({**config, "steps": 2}, tmp_path / "mixed")
+    resumed = load_checkpoint(train({**config, "micro_batch_size": 1}, tmp_path / "mixed"))
+    log = capsys.readouterr().err
+    assert resumed["step"] == 4 and "resumed from" in log and "batch 4 = 4 x 1 x 1" in log
+    train(config, tmp_path / "one_piece")
+    mixed, one_piece = log_rows(tmp_path / "mixed" / "log.csv"), log_rows(tmp_path / "one_piece" / "log.csv")
+    assert [row["step"] for row in mixed] == ["2", "4"] and mixed[0] == {**one_piece[0], "elapsed_s": mixed[0]["elapsed_s"],
+                                                                         "images_per_s": mixed[0]["images_per_s"]}
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager(crop_list, tmp_path):
+    """`compile: true` (torch.compile, inductor: C++ on a CPU, Triton on a GPU) trains the same model
+    and saves plain U-Net weights that load without torch.compile."""
+    config = tiny_config(crop_list, steps=3, model_overrides={"dropout": 0.0})
+    eager = load_checkpoint(train(config, tmp_path / "eager"))
+    compiled = load_checkpoint(train({**config, "compile": True}, tmp_path / "compiled"))
+    assert list(compiled["model"]) == list(eager["model"])  # no "_orig_mod." prefixes
+    for name, value in eager["model"].items():
+        torch.testing.assert_close(compiled["model"][name], value, rtol=1e-4, atol=1e-5)
+    losses = [[float(row["loss"]) for row in log_rows(tmp_path / run / "log.csv")] for run in ("eager", "compiled")]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+
+
 def test_sigusr1_also_saves_and_stops(crop_list, tmp_path):
     import threading
 

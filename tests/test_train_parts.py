@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from palette.config import COMPATIBILITY_KEYS, ConfigError, TrainConfig, defaults, load_config, schema
+from palette.config import (
+    COMPATIBILITY_KEYS, ConfigError, TrainConfig, defaults, load_config, micro_batches, schema, work_key,
+)
 from palette.ema import EMA
 from palette.distributed import device_peak_flops, peak_flops
 from palette.train import SampleStream, epoch_permutation, learning_rate
@@ -34,12 +36,32 @@ def test_defaults_are_the_papers():
     ({"lerning_rate": 1}, "unknown key 'lerning_rate' (value 1)"),
     ({"steps": "many"}, "key 'steps' has value 'many'"),
     ({"objective": "gan"}, "key 'objective' has value 'gan'"),
-    ({"batch_size": 6, "grad_accumulation": 4}, "does not divide"),
+    ({"batch_size": 6, "grad_accumulation": 4}, "does not divide by grad_accumulation=4"),
+    ({"batch_size": 6, "micro_batch_size": 4}, "does not divide by micro_batch_size=4"),
+    ({"micro_batch_size": 8, "grad_accumulation": 4}, "'micro_batch_size' (8) and 'grad_accumulation' (4) are both set"),
 ])
 def test_config_errors_name_key_and_value(values, message):
     with pytest.raises(ConfigError) as error:
         load_config(values)
     assert message in str(error.value)
+
+
+def test_micro_batches_per_step_follow_the_gpu_count():
+    assert micro_batches(load_config({"batch_size": 1024, "grad_accumulation": 4}), 8) == 4
+    assert micro_batches(load_config({"batch_size": 1024, "micro_batch_size": 8}), 8) == 16
+    assert micro_batches(load_config({"batch_size": 1024, "micro_batch_size": 8}), 1) == 128
+    with pytest.raises(ConfigError, match="micro_batch_size x GPUs = 8 x 3"):
+        micro_batches(load_config({"batch_size": 1024, "micro_batch_size": 8}), 3)
+    with pytest.raises(ConfigError, match="grad_accumulation x GPUs = 4 x 3"):
+        micro_batches(load_config({"batch_size": 1024, "grad_accumulation": 4}), 3)
+
+
+def test_work_key_changes_with_what_a_checkpoint_must_share_only():
+    base = {"task": "inpainting", "lr": 1e-4, "steps": 1000}
+    assert work_key(base) == work_key({**base, "steps": 2000, "compile": True, "micro_batch_size": 8, "log_every": 7})
+    assert work_key(base) == work_key({**base, "lr": 0.0001, "batch_size": 1024})  # defaults and 1e-4 == 0.0001
+    for change in ({"lr": 2e-4}, {"task": "jpeg"}, {"model_overrides": {"dropout": 0.1}}, {"seed": 1}):
+        assert work_key(base) != work_key({**base, **change}), change
 
 
 def test_example_configs_are_valid():

@@ -19,6 +19,8 @@ import jsonschema
 import pytest
 import yaml
 
+from palette.config import load_config, micro_batches
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 CONFIGS = [ROOT / "config.yaml", ROOT / "config" / "test.yaml", *sorted((ROOT / "config" / "presets").glob("*.yaml"))]
@@ -78,6 +80,12 @@ def test_every_experiment_is_a_valid_trainer_config(config_path):
         merged.update(name=name, train_files="train.txt")
         errors = list(trainer.iter_errors(merged))
         assert not errors, (name, [e.message for e in errors])
+        # The paper's U-Net needs about 4 GiB per 256x256 image in a pass (measured on an H200):
+        # on the SLURM profile's 8 GPUs a paper-scale run must not put more than 16 on one GPU.
+        train = load_config(merged)
+        if train.preset.startswith("paper"):
+            per_gpu = train.batch_size // (8 * micro_batches(train, 8))
+            assert per_gpu * (train.image_size / 256) ** 2 <= 16, (name, f"{per_gpu} images per GPU per pass")
 
 
 def test_default_config_covers_every_task_and_ablation():
