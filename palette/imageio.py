@@ -18,18 +18,25 @@ A file that cannot be decoded completely raises ``ImageLoadError`` naming the fi
 reason. Truncated files are always an error: Pillow's global ``ImageFile.LOAD_TRUNCATED_IMAGES``
 (which some libraries switch on, and which makes Pillow pad a truncated image with grey) is
 forced off for the duration of our decode.
+
+torch is imported only by the tensor conversions, so that the workflow's torch-free code (the
+Snakefile's helpers) can list and check images cheaply.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageFile, ImageOps
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 """File name endings (case-insensitive) that ``list_images`` accepts."""
@@ -154,17 +161,27 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
         raise ValueError(f"to_tensor expects a uint8 [H, W, C] array, got {getattr(image, 'dtype', type(image))} "
                          f"{getattr(image, 'shape', '')}")
+    import torch
+
     tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(torch.float32)
     return tensor / 127.5 - 1.0
 
 
 def to_uint8(tensor: torch.Tensor) -> np.ndarray:
     """float ``[C, H, W]`` in [-1, 1] -> ``uint8 [H, W, C]`` (rounded to nearest, clamped)."""
-    if not isinstance(tensor, torch.Tensor) or tensor.ndim != 3:
+    if not _is_tensor(tensor) or tensor.ndim != 3:
         raise ValueError(f"to_uint8 expects a [C, H, W] tensor, got {type(tensor).__name__} "
                          f"{tuple(getattr(tensor, 'shape', ()))}")
+    import torch
+
     values = ((tensor.detach().to("cpu", torch.float32) + 1.0) * 127.5).round().clamp(0, 255)
     return values.to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+def _is_tensor(value) -> bool:
+    """Whether `value` is a torch tensor, without importing torch (none exists before it is imported)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def _atomic_write_png(path: Path, image: Image.Image) -> None:
@@ -188,7 +205,7 @@ def save_image(path: str | os.PathLike, image: np.ndarray | torch.Tensor) -> Pat
     ``[1, H, W]`` in [-1, 1] (converted with ``to_uint8``).
     """
     path = Path(path)
-    if isinstance(image, torch.Tensor):
+    if _is_tensor(image):
         image = to_uint8(image)
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise ValueError(f"save_image expects uint8 numpy or a [-1, 1] tensor, got "
@@ -203,7 +220,7 @@ def save_image(path: str | os.PathLike, image: np.ndarray | torch.Tensor) -> Pat
 
 def save_mask(path: str | os.PathLike, mask: np.ndarray | torch.Tensor) -> Path:
     """Save a mask (bool/0-1 ``[H, W]`` or ``[1, H, W]``, 1 = missing) as PNG with 255 = missing."""
-    if isinstance(mask, torch.Tensor):
+    if _is_tensor(mask):
         mask = mask.detach().cpu().numpy()
     mask = np.asarray(mask)
     if mask.ndim == 3 and mask.shape[0] == 1:

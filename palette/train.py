@@ -130,8 +130,9 @@ def training_files(config: TrainConfig) -> list[Path]:
     else:
         location = Path(config.train_files)
         if location.is_dir():
-            suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-            files = sorted(p for p in location.rglob("*") if p.suffix.lower() in suffixes)
+            from palette.imageio import list_images
+
+            files = list_images(location, recursive=True)
         elif location.is_file():  # relative entries: from the working folder, else from the list's folder
             files = [f if Path(f).is_absolute() or Path(f).exists() else location.parent / f
                      for f in data.read_file_list(location)]

@@ -29,7 +29,6 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import IO, Callable, NamedTuple
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 # Places365 archives and their md5 digests as published by the Places authors
 # (the same digests torchvision's Places365 loader checks).
@@ -181,11 +180,6 @@ def _extract_members(members: list[_Member], root: Path, archive: Path) -> list[
     return written
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files under `folder`, recursively, sorted (a deterministic order for splits)."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 # ---------------------------------------------------------------------------------------------
 # Places2
 # ---------------------------------------------------------------------------------------------
@@ -286,8 +280,10 @@ from it (Karras et al. 2018, https://github.com/tkarras/progressive_growing_of_g
 
 def check_celebahq_layout(root: str | Path, expected: int = 30000) -> list[Path]:
     """The CelebA-HQ images under `root`; DataLayoutError with instructions when too few."""
+    from palette.imageio import list_images
+
     root = Path(root)
-    images = list_images(root) if root.is_dir() else []
+    images = list_images(root, recursive=True) if root.is_dir() else []
     if len(images) < expected:
         raise DataLayoutError(
             f"CelebA-HQ is missing or incomplete: {root} holds {len(images)} images, expected {expected}.\n\n"

@@ -11,10 +11,10 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 from pathlib import Path
 
 from palette.data import write_file_list
+from palette.imageio import list_images
 from palette.workflow_data import (
     IMAGENET_VAL_ARCHIVE,
     check_imagenet_layout,
-    list_images,
     read_ctest10k,
     safe_extract,
     verify_digest,
@@ -31,6 +31,6 @@ test_set = set(test_names)
 val_names = sorted(p.name for p in (root / "val").iterdir() if p.name not in test_set)
 write_file_list(snakemake.output.test, [root / "val" / name for name in test_names])
 write_file_list(snakemake.output.val, [root / "val" / name for name in val_names[: snakemake.params.val_images]])
-train = list_images(root / "train")
+train = list_images(root / "train", recursive=True)
 write_file_list(snakemake.output.train, train)
 print(f"train {len(train)}, val {min(len(val_names), snakemake.params.val_images)}, test (ctest10k) {len(test_names)}")

@@ -165,3 +165,14 @@ def test_mask_with_alpha_reads_transparent_as_known(tmp_path):
     np.testing.assert_array_equal(load_mask(tmp_path / "stroke.png"), expected)
     with pytest.raises(ImageLoadError, match="nomask.png"):
         load_mask(tmp_path / "nomask.png")
+
+
+def test_listing_and_loading_images_does_not_import_torch():
+    """The workflow's torch-free helpers list and check images through this module."""
+    import subprocess
+    import sys
+
+    code = ("import sys, palette.imageio, palette.workflow_data; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
