@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 CORES ?= all
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench: install
 	$(BIN)/python benchmarks/unet.py
 	$(BIN)/python benchmarks/train_step.py
 	$(BIN)/python benchmarks/metrics.py
+
+bench-gpu: install  # the training-speed targets and CUDA tests on a CUDA machine, under 10 minutes
+	PYTHON=$(BIN)/python bash benchmarks/gpu_check.sh results/gpu_check
 
 clean:
 	rm -rf $(VENV) results .snakemake
