@@ -84,5 +84,5 @@ part trainer 45 "$python" -m palette.cli train --config "$out/train.yaml" --work
 part trainer_resumed 30 "$python" -m palette.cli train --config "$out/train.yaml" --workdir "$out/train_run" --no-lease --steps 12
 cp "$out/train_run/log.csv" "$out/train_log.csv" 2>/dev/null && cat "$out/train_log.csv"
 rm -rf "$out/train_run"  # checkpoints are large; the log is what we want back
-part cuda_tests 45 "$python" -m pytest -q -p no:cacheprovider tests/test_unet.py -k cuda
+part cuda_tests 45 "$python" -m pytest -q -p no:cacheprovider tests/test_unet.py tests/test_train_parts.py -k cuda
 exit $status

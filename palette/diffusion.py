@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import torch
@@ -70,6 +71,13 @@ def randn(shape: Sequence[int], generator: Generators, device: torch.device | st
 # Training: Palette Algorithm 1.
 
 
+@lru_cache(maxsize=8)
+def _gamma_table(schedule: LinearSchedule, device: torch.device) -> Tensor:
+    """[gamma_0 = 1, gamma_1 .. gamma_T] on `device`, made once: copying it from the host every
+    step would make each training step wait for the GPU to finish the previous one."""
+    return torch.cat([torch.ones(1, dtype=torch.float64), schedule.gammas()]).to(device)
+
+
 def sample_training_gamma(
     batch_size: int,
     generator: torch.Generator | None = None,
@@ -81,7 +89,7 @@ def sample_training_gamma(
     Drawn on the generator's device (no host sync when training on a GPU), in float64.
     """
     gen_device = generator.device if generator is not None else torch.device("cpu")
-    gammas = torch.cat([torch.ones(1, dtype=torch.float64), schedule.gammas()]).to(gen_device)
+    gammas = _gamma_table(schedule, gen_device)
     t = torch.randint(1, schedule.num_steps + 1, (batch_size,), generator=generator, device=gen_device)
     u = torch.rand(batch_size, generator=generator, dtype=torch.float64, device=gen_device)
     gamma = gammas[t - 1] + u * (gammas[t] - gammas[t - 1])

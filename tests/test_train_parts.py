@@ -131,3 +131,43 @@ def test_mfu_peaks_by_device_name():
     assert peak_flops("NVIDIA L40", "bf16") == 181e12 and peak_flops("NVIDIA L4", "bf16") == 121e12
     assert peak_flops("Tesla V100-SXM2-16GB", "bf16") is None  # no bf16 tensor cores
     assert peak_flops("Some Future GPU", "bf16") is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_step_never_waits_for_the_gpu():
+    """Loss (Algorithm 1, masked), backward, fused Adam and the EMA update queue GPU work without
+    a single host synchronisation, so the CPU runs ahead of the GPU (the trainer syncs only at
+    log rows and saves)."""
+    from palette.diffusion import diffusion_loss
+    from palette.unet import build_unet
+
+    device = torch.device("cuda")
+    model = build_unet("tiny").to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
+    ema = EMA(model, 0.999)
+    generator = torch.Generator(device=device).manual_seed(0)
+    source = torch.rand(4, 3, 32, 32, device=device) * 2 - 1
+    target = torch.rand(4, 3, 32, 32, device=device) * 2 - 1
+    mask = torch.zeros(4, 1, 32, 32, device=device)
+    mask[:2, :, 8:24, 8:24] = 1  # two masked samples, two without a mask (the multi-task mixture)
+    loss_sum = torch.zeros((), device=device)
+
+    def step():
+        nonlocal loss_sum
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = diffusion_loss(model, source, target, mask, generator=generator)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.update()
+        loss_sum += loss.detach()
+
+    step()  # first calls may set things up (cuDNN, caches)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(2):
+            step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(loss_sum)
