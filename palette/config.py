@@ -75,8 +75,9 @@ class TrainConfig:
 
 
 # Keys a resumed run must share with its checkpoint; everything else may change between attempts.
-# The split of a step into GPUs and micro-batches may change too: it keeps the data order and the
-# objective, and only the diffusion noise (drawn per micro-batch) comes out differently.
+# The split of a step into GPUs and micro-batches may change too: each sample's data and diffusion
+# noise are seeded by its number in the run (palette.train), so the split changes only float
+# rounding and, where the model has dropout, the dropout masks.
 COMPATIBILITY_KEYS = (
     "task", "objective", "loss", "preset", "model_overrides", "train_files", "image_size", "seed",
     "batch_size", "lr", "warmup_steps", "adam_betas", "adam_eps", "weight_decay", "grad_clip_norm",

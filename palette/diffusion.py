@@ -80,14 +80,19 @@ def _gamma_table(schedule: LinearSchedule, device: torch.device) -> Tensor:
 
 def sample_training_gamma(
     batch_size: int,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     schedule: LinearSchedule = TRAINING_SCHEDULE,
     device: torch.device | str | None = None,
 ) -> Tensor:
     """Draw t ~ U{1..T}, then gamma ~ U(gamma_{t-1}, gamma_t) with gamma_0 = 1 (Algorithm 1; SR3 eq. 5).
 
-    Drawn on the generator's device (no host sync when training on a GPU), in float64.
+    Drawn on the generator's device (no host sync when training on a GPU), in float64; with a
+    list of generators, sample i's gamma comes from generator i.
     """
+    if generator is not None and not isinstance(generator, torch.Generator):
+        if len(generator) != batch_size:
+            raise ValueError(f"got {len(generator)} generators for a batch of {batch_size}")
+        return torch.cat([sample_training_gamma(1, g, schedule, device) for g in generator])
     gen_device = generator.device if generator is not None else torch.device("cpu")
     gammas = _gamma_table(schedule, gen_device)
     t = torch.randint(1, schedule.num_steps + 1, (batch_size,), generator=generator, device=gen_device)
@@ -138,13 +143,15 @@ def diffusion_loss(
     target: Tensor,
     mask: Tensor | None = None,
     loss_type: str = "l2",
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     schedule: LinearSchedule = TRAINING_SCHEDULE,
 ) -> Tensor:
     """Palette Algorithm 1: E ||f(x, sqrt(gamma) y0 + sqrt(1 - gamma) eps, gamma) - eps||_p^p.
 
     The p-th power error is averaged over the pixels each sample generates (all pixels, or the
     masked ones), then over the batch: a mask's size does not change its sample's weight.
+    `generator`: one for the batch, or one per sample (then a sample's gamma and noise do not
+    depend on the rest of its batch; the trainer seeds them by the sample's index in the run).
     """
     exponent = {"l2": 2, "l1": 1}.get(loss_type)
     if exponent is None:

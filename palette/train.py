@@ -9,11 +9,14 @@ batch 1024, 1M steps, L2. Speed switches are one config key each: bf16 autocast,
 channels_last, fused Adam, torch.compile. Under `torchrun` (WORLD_SIZE > 1) it runs DDP.
 
 Resume. The work folder holds last.pt / previous.pt / step_N.pt (palette.checkpoint). A checkpoint
-holds the weights, EMA, Adam state, step and every RNG state (torch CPU/CUDA, numpy, python, the
-diffusion-noise generator). The data order needs nothing more: sample n of the run is item
-perm(seed, epoch)[n mod N] of epoch n // N, and an item's crop and degradation depend only on
-(seed, epoch, index) (palette.data.PairedDataset), so after step s the stream restarts at sample
-s x batch_size. On the CPU an interrupted and resumed run ends bitwise equal to an uninterrupted one.
+holds the weights, EMA, Adam state, step and every RNG state (torch CPU/CUDA, numpy, python). The
+data and the diffusion noise need nothing more: sample n of the run is item perm(seed, epoch)[n mod N]
+of epoch n // N, an item's crop and degradation depend only on (seed, epoch, index)
+(palette.data.PairedDataset), and its gamma and noise come from a generator seeded by (seed, n)
+(`noise_generator`). So after step s the stream restarts at sample s x batch_size, and how a step
+is split over GPUs and micro-batches changes only float rounding (and dropout masks, where the
+model has dropout). On the CPU an interrupted and resumed run ends bitwise equal to an
+uninterrupted one.
 
 Safety. Losses are summed on the device (no host sync per step) and checked at every log row and
 before every save, so a NaN/inf never reaches a checkpoint. A lock file keeps a second trainer out
@@ -149,8 +152,17 @@ def epoch_permutation(length: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(length, generator=generator)
 
 
+NOISE_STREAM = 1  # keeps the noise seeds apart from the data-order seeds (seed, epoch)
+
+
+def noise_generator(seed: int, sample: int, device: torch.device) -> torch.Generator:
+    """The generator of sample `sample`'s gamma and noise: a function of (seed, sample) only."""
+    value = int(np.random.SeedSequence([seed, NOISE_STREAM, sample]).generate_state(1, np.uint64)[0])
+    return torch.Generator(device=device).manual_seed(value)
+
+
 class SampleStream(torch.utils.data.Sampler):
-    """Endless batches of (epoch, index) for this rank, starting at global sample `start`.
+    """Endless batches of (epoch, index, n) for this rank, starting at global sample `start`.
 
     Global sample n is index perm(seed, n // N)[n % N] of epoch n // N. An optimizer step takes
     `batch_size` consecutive samples; micro-batch k of rank r is its slice (k * world + r).
@@ -163,11 +175,11 @@ class SampleStream(torch.utils.data.Sampler):
         self.micro_batch_size = batch_size // (grad_accumulation * world_size)
         self._epoch, self._permutation = None, None
 
-    def _sample(self, n: int) -> tuple[int, int]:
+    def _sample(self, n: int) -> tuple[int, int, int]:
         epoch = n // self.length
         if epoch != self._epoch:
             self._epoch, self._permutation = epoch, epoch_permutation(self.length, self.seed, epoch)
-        return epoch, int(self._permutation[n % self.length])
+        return epoch, int(self._permutation[n % self.length]), n
 
     def __iter__(self):
         step_start = self.start
@@ -179,7 +191,8 @@ class SampleStream(torch.utils.data.Sampler):
 
 
 class EpochIndexed(torch.utils.data.Dataset):
-    """dataset[(epoch, index)] = the item `index` of `epoch` (PairedDataset items depend on both)."""
+    """dataset[(epoch, index, n)] = the item `index` of `epoch` (PairedDataset items depend on
+    both), with "sample": n, its number in the run (it seeds the item's diffusion noise)."""
 
     def __init__(self, dataset):
         self.dataset = dataset
@@ -188,9 +201,9 @@ class EpochIndexed(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key):
-        epoch, index = key
+        epoch, index, sample = key
         self.dataset.set_epoch(epoch)
-        return self.dataset[index]
+        return {**self.dataset[index], "sample": sample}
 
 
 def make_loader(config: TrainConfig, start_sample: int, accumulation: int, rank: int, world_size: int, pin_memory: bool):
@@ -300,13 +313,11 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
         flops_per_image = 3 * forward_flops(build_model(config), config.image_size)
     peak = device_peak_flops(device, arithmetic_of(device, use_bf16, config.tf32))
 
-    # --- model, EMA, optimizer, noise generator (the seed fixes the initial weights)
+    # --- model, EMA, optimizer (the seed fixes the initial weights)
     torch.manual_seed(config.seed)
     raw_model = build_model(config).to(device, memory_format=memory_format)
     ema = EMA(raw_model, config.ema_decay)
     optimizer = build_optimizer(raw_model, config, device)
-    noise_generator = torch.Generator(device=device).manual_seed(config.seed * 1000 + rank)
-    generators = {"diffusion_noise": noise_generator}
 
     # --- resume
     checkpoints = CheckpointFolder(workdir / "checkpoints")
@@ -335,12 +346,11 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
             group["foreach"] = optimizer.defaults["foreach"]
         step = state["step"]
         if len(state["ranks"]) == world_size:
-            restore_rng_state(state["ranks"][rank]["rng"], generators)
+            restore_rng_state(state["ranks"][rank]["rng"])
             loss_sum.fill_(state["ranks"][rank]["loss_sum"])  # the log row in progress
             loss_count = state["ranks"][rank]["loss_count"]
-        else:  # a different number of GPUs: continue with fresh, seeded streams
+        else:  # a different number of GPUs: fresh, seeded dropout streams (data and noise need none)
             torch.manual_seed(config.seed + 1 + rank + 7919 * step)
-            noise_generator.manual_seed(config.seed * 1000 + rank + 7919 * step)
         del state
 
     model = torch.compile(raw_model) if config.compile else raw_model
@@ -366,7 +376,8 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
             return regression_loss(network, source, target, mask)
         from palette.diffusion import diffusion_loss
 
-        return diffusion_loss(network, source, target, mask, loss_type=config.loss, generator=noise_generator)
+        generators = [noise_generator(config.seed, n, device) for n in batch["sample"].tolist()]
+        return diffusion_loss(network, source, target, mask, loss_type=config.loss, generator=generators)
 
     # --- logs (rank 0)
     loader = make_loader(config, step * config.batch_size, accumulation, rank, world_size, pin_memory=device.type == "cuda")
@@ -398,7 +409,7 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
     def save(keep: bool = False) -> Path | None:
         """Checkpoint the full training state (after checking the loss is still finite)."""
         mean_loss_or_stop()
-        ranks = gather_objects({"rng": capture_rng_state(generators), "loss_sum": loss_sum.item(),
+        ranks = gather_objects({"rng": capture_rng_state(), "loss_sum": loss_sum.item(),
                                 "loss_count": loss_count}, world_size)
         path = None
         if is_main:

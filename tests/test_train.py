@@ -258,15 +258,17 @@ def test_micro_batch_size_derives_the_accumulation_and_may_change_on_resume(crop
     for name, value in explicit["model"].items():
         assert torch.equal(value, derived["model"][name]), name
 
-    # the split is not part of what a checkpoint must share: a run resumes with another one
+    # the split is not part of what a checkpoint must share: a run resumes with another one, and
+    # (each sample's noise being seeded by its number in the run) trains the same model up to
+    # float rounding; dropout masks would differ, so this part runs without dropout
+    config = {**config, "model_overrides": {}}
     train({**config, "steps": 2}, tmp_path / "mixed")
     resumed = load_checkpoint(train({**config, "micro_batch_size": 1}, tmp_path / "mixed"))
     log = capsys.readouterr().err
     assert resumed["step"] == 4 and "resumed from" in log and "batch 4 = 4 x 1 x 1" in log
-    train(config, tmp_path / "one_piece")
-    mixed, one_piece = log_rows(tmp_path / "mixed" / "log.csv"), log_rows(tmp_path / "one_piece" / "log.csv")
-    assert [row["step"] for row in mixed] == ["2", "4"] and mixed[0] == {**one_piece[0], "elapsed_s": mixed[0]["elapsed_s"],
-                                                                         "images_per_s": mixed[0]["images_per_s"]}
+    one_piece = load_checkpoint(train(config, tmp_path / "one_piece"))
+    for name, value in one_piece["model"].items():
+        torch.testing.assert_close(resumed["model"][name], value, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -305,7 +307,8 @@ def test_sigusr1_also_saves_and_stops(crop_list, tmp_path):
 @pytest.mark.slow
 def test_ddp_through_torchrun_trains_saves_every_rank_and_resumes(crop_list, tmp_path):
     config = write_config(tmp_path / "config.yaml", tiny_config(
-        crop_list, steps=4, batch_size=4, grad_accumulation=2, checkpoint_every=2, log_every=2, device="cpu"))
+        crop_list, steps=4, batch_size=4, grad_accumulation=2, checkpoint_every=2, log_every=2, device="cpu",
+        model_overrides={}))
 
     def torchrun(*extra):
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
@@ -317,8 +320,12 @@ def test_ddp_through_torchrun_trains_saves_every_rank_and_resumes(crop_list, tmp
     assert "cpu x2" in first.stderr and "batch 4 = 2 x 2 x 1" in first.stderr
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert state["step"] == 4 and len(state["ranks"]) == 2
-    noise_states = [rank["rng"]["generators"]["diffusion_noise"] for rank in state["ranks"]]
-    assert not torch.equal(*noise_states)  # each rank draws its own noise
+    # 2 ranks x 2 micro-batches of 1 train what one process does with the whole batch: the same
+    # samples, the same noise per sample, gradients averaged (no dropout here)
+    alone = load_checkpoint(train(tiny_config(crop_list, steps=4, batch_size=4, checkpoint_every=2, log_every=2,
+                                              model_overrides={}), tmp_path / "alone"))
+    for name, value in alone["model"].items():
+        torch.testing.assert_close(state["model"][name], value, rtol=1e-4, atol=1e-6)
     second = torchrun("--steps", "6")
     assert second.returncode == 0 and "resumed from" in second.stderr, second.stderr[-2000:]
     assert load_checkpoint(tmp_path / "run" / "final.pt")["step"] == 6

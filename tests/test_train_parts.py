@@ -79,10 +79,11 @@ def test_sample_stream_covers_each_epoch_once_and_splits_over_ranks_and_micro_ba
         return [next(iterator) for _ in range(count)]
 
     # one process: 10 items, batch 4 -> a step can span two epochs; each epoch is a permutation
-    single = [pair for batch in take(SampleStream(10, 7, 4, 1, 0, 1, start=0), 10) for pair in batch]
+    single = [item for batch in take(SampleStream(10, 7, 4, 1, 0, 1, start=0), 10) for item in batch]
+    assert [n for _, _, n in single] == list(range(40))  # each item carries its number in the run
     for epoch in range(4):
-        assert sorted(index for e, index in single if e == epoch) == list(range(10))
-    assert [index for e, index in single if e == 1] == epoch_permutation(10, 7, 1).tolist()
+        assert sorted(index for e, index, _ in single if e == epoch) == list(range(10))
+    assert [index for e, index, _ in single if e == 1] == epoch_permutation(10, 7, 1).tolist()
 
     # 2 ranks x 2 micro-batches of 1 consume the same samples per step as one process
     ranks = [take(SampleStream(10, 7, 4, 2, rank, 2, start=0), 20) for rank in (0, 1)]
