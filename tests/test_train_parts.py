@@ -13,7 +13,7 @@ from palette.config import (
 )
 from palette.ema import EMA
 from palette.distributed import device_peak_flops, peak_flops
-from palette.train import SampleStream, epoch_permutation, learning_rate
+from palette.train import SampleStream, epoch_permutation, learning_rate, noise_generator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -146,17 +146,19 @@ def test_cuda_training_step_never_waits_for_the_gpu():
     model = build_unet("tiny").to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
     ema = EMA(model, 0.999)
-    generator = torch.Generator(device=device).manual_seed(0)
     source = torch.rand(4, 3, 32, 32, device=device) * 2 - 1
     target = torch.rand(4, 3, 32, 32, device=device) * 2 - 1
     mask = torch.zeros(4, 1, 32, 32, device=device)
     mask[:2, :, 8:24, 8:24] = 1  # two masked samples, two without a mask (the multi-task mixture)
     loss_sum = torch.zeros((), device=device)
 
+    samples = iter(range(1_000))
+
     def step():
         nonlocal loss_sum
+        generators = [noise_generator(0, next(samples), device) for _ in range(4)]  # as palette.train does
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = diffusion_loss(model, source, target, mask, generator=generator)
+            loss = diffusion_loss(model, source, target, mask, generator=generators)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
