@@ -39,6 +39,7 @@ from palette.ema import EMA  # noqa: E402
 from palette.distributed import (  # noqa: E402
     arithmetic_of, device_peak_flops, group_norm_keeps_channels_last, set_tf32,
 )
+from palette.train import noise_generator  # noqa: E402
 from palette.unet import PRESETS, build_unet, count_parameters, forward_flops  # noqa: E402
 
 DEFAULT_BATCH = {"paper": 8, "paper_local": 8, "paper_no_attention": 8, "paper_dilated": 8,
@@ -75,8 +76,11 @@ def run_mode(model, preset, mode, device, batch, image_size, steps, warmup, chan
     source = torch.rand(batch, 3, image_size, image_size, device=device, generator=generator) * 2 - 1
     target = torch.rand(batch, 3, image_size, image_size, device=device, generator=generator) * 2 - 1
 
-    def step():
-        loss = diffusion_loss(forward, source, target, None, generator=generator)
+    samples = iter(range(10**9))
+
+    def step():  # gamma and noise per sample, from generators seeded by the sample's number, as palette.train does
+        generators = [noise_generator(0, next(samples), device) for _ in range(batch)]
+        loss = diffusion_loss(forward, source, target, None, generator=generators)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
