@@ -12,7 +12,8 @@
 #      channels_last): the ">= 40 % MFU in bf16" target.
 #   3. the real trainer (`palette train`) on the installed photos: 8 steps, then a resume to 12
 #      (CUDA RNG and fused-Adam state through a checkpoint); its log's images/s and MFU columns.
-#   4. the CUDA-only tests (U-Net on CUDA in fp32 and bf16, channels_last, against the CPU).
+#   4. the CUDA-only tests: the U-Net on CUDA in fp32 and bf16, channels_last, against the CPU;
+#      a training step that queues its GPU work without a host sync.
 # Environment: PYTHON (default python3), DEVICE (cuda), PRESETS (paper,public,small),
 # COMPILED_PRESET (paper), TRAIN_PRESET (public: small checkpoints), TRAIN_SIZE (256), SCALE (1; 0.1 shrinks every
 # time limit for a smoke run). On a CPU: DEVICE=cpu PRESETS=tiny COMPILED_PRESET=tiny
