@@ -434,7 +434,7 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
         finite_until = step
         return total / max(loss_count, 1)
 
-    finite_until = step
+    finite_until = first_step = step
     last_log_time, last_log_step = time.monotonic(), step
     step_seconds, save_seconds = 0.0, 0.0
     raw_model.train()
@@ -462,27 +462,33 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
                 ema.update()
                 step += 1
                 progress.update(1)
+                if step == first_step + 1:  # speed is timed from here: the first step compiles, autotunes, warms up
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    last_log_time, last_log_step = time.monotonic(), step
 
                 if step % config.log_every == 0 or step == config.steps:
                     mean_loss = mean_loss_or_stop()  # syncs, so the timing below is honest
                     loss_sum.zero_()
                     loss_count = 0
                     now = time.monotonic()
-                    images_per_s = (step - last_log_step) * config.batch_size / (now - last_log_time)
-                    mfu = flops_per_image * images_per_s / world_size / peak if peak else None
-                    step_seconds = (now - last_log_time) / (step - last_log_step)  # synchronised timing
+                    timed_steps = step - last_log_step  # 0 on the first step of this process
+                    images_per_s = timed_steps * config.batch_size / (now - last_log_time) if timed_steps else None
+                    mfu = flops_per_image * images_per_s / world_size / peak if peak and images_per_s else None
+                    if timed_steps:
+                        step_seconds = (now - last_log_time) / timed_steps  # synchronised timing
                     last_log_time, last_log_step = now, step
                     if is_main:
                         row = {"step": step, "loss": f"{mean_loss:.6g}", "lr": f"{lr:.6g}",
-                               "images_per_s": f"{images_per_s:.4g}", "mfu": "" if mfu is None else f"{mfu:.4f}",
-                               "elapsed_s": f"{now - started:.1f}"}
+                               "images_per_s": "" if images_per_s is None else f"{images_per_s:.4g}",
+                               "mfu": "" if mfu is None else f"{mfu:.4f}", "elapsed_s": f"{now - started:.1f}"}
                         csv_writer.writerow(row)
                         csv_file.flush()
                         if tensorboard is not None:
                             for key in ("loss", "lr", "images_per_s", "mfu"):
                                 if row[key]:
                                     tensorboard.add_scalar(f"train/{key}", float(row[key]), step)
-                        progress.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{images_per_s:.1f}",
+                        progress.set_postfix(loss=f"{mean_loss:.4f}", img_s=row["images_per_s"] or "-",
                                              mfu="-" if mfu is None else f"{100 * mfu:.1f}%")
 
                 # stop checks: a signal, or the time budget about to run out (with room to save)

@@ -340,3 +340,14 @@ def test_a_second_trainer_on_the_same_work_folder_is_refused(crop_list, tmp_path
         train(tiny_config(crop_list, steps=2), tmp_path / "run")
     holder.close()
     assert load_checkpoint(train(tiny_config(crop_list, steps=2), tmp_path / "run"))["step"] == 2
+
+
+def test_log_rows_time_speed_after_the_first_step(crop_list, tmp_path):
+    """The first step of a process (compilation, autotuning) is left out of images/s: with a row
+    per step the first row has it blank, later rows a positive rate; MFU is blank on a CPU."""
+    train(tiny_config(crop_list, steps=3), tmp_path / "run")
+    rows = log_rows(tmp_path / "run" / "log.csv")
+    assert [row["images_per_s"] == "" for row in rows] == [True, False, False]
+    assert all(float(row["images_per_s"]) > 0 for row in rows[1:]) and all(row["mfu"] == "" for row in rows)
+    train(tiny_config(crop_list, steps=5), tmp_path / "run")  # resumed: its first step is untimed too
+    assert [row["images_per_s"] == "" for row in log_rows(tmp_path / "run" / "log.csv")] == [True, False, False, True, False]
