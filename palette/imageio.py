@@ -150,7 +150,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise _fail(path, "no such file")
-    image = _decode_with_pillow(path)  # always: verifies and fully decodes, even 16-bit PNGs
+    return _to_rgb(_decode_with_pillow(path), path)  # always decoded: verifies, even 16-bit PNGs
+
+
+def _to_rgb(image: Image.Image, path: Path) -> np.ndarray:
+    """A decoded image as ``uint8 [H, W, 3]`` (16-bit PNGs re-read at full depth)."""
     if _is_16bit_png(path):
         return _load_16bit_png(path)
     return _pillow_to_rgb(image, path)
@@ -244,13 +248,13 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise _fail(path, "no such file")
     image = _decode_with_pillow(path)
+    luminance = np.array([0.299, 0.587, 0.114], dtype=np.float32)
     has_alpha = "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info)
     if has_alpha and not _is_16bit_png(path):
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
-        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32) * rgba[..., 3] / 255.0
+        gray = rgba[..., :3] @ luminance * rgba[..., 3] / 255.0
     else:
-        rgb = load_image(path)
-        gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        gray = _to_rgb(image, path).astype(np.float32) @ luminance
     return gray >= 127.5
 
 
