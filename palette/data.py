@@ -11,7 +11,7 @@
   worker that loads it, or what was loaded before. Training resumes to the bit.
 - ``write_evaluation_set`` writes the fixed, seeded inputs of one evaluation task variant
   (``DIR/source``, ``DIR/target``, ``DIR/mask`` for masked tasks); ``EvaluationSet`` and
-  ``load_evaluation_pair`` read them back for the samplers.
+  ``load_evaluation_pair`` read them back (``load_evaluation_mask``: the mask alone, as the samplers read it).
 """
 
 from __future__ import annotations
@@ -295,8 +295,7 @@ def write_evaluation_set(files, task: str, out_dir: str | os.PathLike, image_siz
             mask = released[index % len(released)].astype(np.uint8)
             if mask.shape != (image_size, image_size):
                 mask = cv2.resize(mask, (image_size, image_size), interpolation=cv2.INTER_NEAREST)
-            mask_tensor = torch.from_numpy(mask.astype(bool)).float().unsqueeze(0)
-            source = tensor * (1 - mask_tensor)
+            source, _, mask_tensor = degradations.with_mask(tensor, mask.astype(bool))
         else:
             source, _, mask_tensor = degradations.degrade(task, tensor, np.random.default_rng([seed, index]))
         save_image(out_dir / "source" / f"{name}.png", source)
@@ -310,6 +309,18 @@ def write_evaluation_set(files, task: str, out_dir: str | os.PathLike, image_siz
     return out_dir
 
 
+def load_evaluation_mask(set_dir: str | os.PathLike, name: str) -> torch.Tensor | None:
+    """The mask [1, H, W] (1 = missing) of item `name`, or None when the set has no ``mask/``
+    folder; FileNotFoundError when it has one without this item's mask."""
+    mask_dir = Path(set_dir) / "mask"
+    if not mask_dir.is_dir():
+        return None
+    mask_path = mask_dir / f"{name}.png"
+    if not mask_path.exists():
+        raise FileNotFoundError(f"{set_dir} has a mask folder but no {mask_path.name} for {name!r}")
+    return torch.from_numpy(load_mask(mask_path)).float().unsqueeze(0)
+
+
 def load_evaluation_pair(set_dir: str | os.PathLike, name: str) -> dict:
     """One item of an evaluation set: dict(source, target, mask, has_mask, has_target, name).
 
@@ -319,16 +330,12 @@ def load_evaluation_pair(set_dir: str | os.PathLike, name: str) -> dict:
     """
     set_dir = Path(set_dir)
     source = to_tensor(load_image(set_dir / "source" / f"{name}.png"))
-    size = source.shape[-2:]
-    mask_path = set_dir / "mask" / f"{name}.png"
-    has_mask = (set_dir / "mask").is_dir()
+    mask = load_evaluation_mask(set_dir, name)
+    has_mask = mask is not None
     if has_mask:
-        if not mask_path.exists():
-            raise FileNotFoundError(f"{set_dir} has a mask folder but no {mask_path.name} for {name!r}")
-        mask = torch.from_numpy(load_mask(mask_path)).float().unsqueeze(0)
         source = source * (1 - mask)
     else:
-        mask = torch.zeros((1, *size))
+        mask = torch.zeros((1, *source.shape[-2:]))
     target_path = set_dir / "target" / f"{name}.png"
     has_target = target_path.exists()
     target = to_tensor(load_image(target_path)) if has_target else torch.zeros_like(source)

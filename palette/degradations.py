@@ -123,7 +123,8 @@ def bicubic_down_up(image: torch.Tensor, factor: int = SUPER_RESOLUTION_FACTOR) 
     return large[0].clamp(-1.0, 1.0)
 
 
-def _with_mask(image: torch.Tensor, mask: np.ndarray) -> Degraded:
+def with_mask(image: torch.Tensor, mask: np.ndarray) -> Degraded:
+    """(source = image with the masked pixels zeroed, target = image, mask [1, H, W]) for a bool mask."""
     mask_tensor = torch.from_numpy(mask).to(image.dtype).unsqueeze(0)
     return Degraded(image * (1.0 - mask_tensor), image, mask_tensor)
 
@@ -147,12 +148,12 @@ def degrade(task: str, image: torch.Tensor, rng: np.random.Generator) -> Degrade
     if task.startswith("jpeg_q"):
         return Degraded(jpeg_compress(image, int(task[len("jpeg_q"):])), image, None)
     if task == "inpainting":
-        return _with_mask(image, masks.training_inpainting_mask(height, width, rng))
+        return with_mask(image, masks.training_inpainting_mask(height, width, rng))
     if task.startswith("inpainting_"):
         kind = task[len("inpainting_"):]
-        return _with_mask(image, masks.evaluation_inpainting_mask(kind, height, width, rng))
+        return with_mask(image, masks.evaluation_inpainting_mask(kind, height, width, rng))
     if task == "uncropping":
-        return _with_mask(image, masks.training_uncropping_mask(height, width, rng))
+        return with_mask(image, masks.training_uncropping_mask(height, width, rng))
     if task == "uncropping_right":
-        return _with_mask(image, masks.uncropping_mask(height, width, rng, "right"))
+        return with_mask(image, masks.uncropping_mask(height, width, rng, "right"))
     raise AssertionError(f"task {task!r} is listed but not implemented")  # unreachable

@@ -3,6 +3,7 @@
 - `setup_distributed`: rank, world size and device; initialises the process group (NCCL on
   GPUs, gloo on CPUs) when torchrun set WORLD_SIZE > 1. `all_reduce`, `barrier` and
   `gather_objects` are no-ops for a single process.
+- `resolve_device`: 'auto' -> CUDA when available, else the CPU.
 - `set_tf32`: TF32 for fp32 matmuls and convolutions, through whichever API this torch has.
 - `group_norm_keeps_channels_last`: probes whether GroupNorm returns NHWC for NHWC input on a
   device. PyTorch's eager CUDA GroupNorm has returned NCHW (a copy per norm), in which case
@@ -74,6 +75,13 @@ def group_norm_keeps_channels_last(device: torch.device) -> bool:
 
 def arithmetic_of(device: torch.device, use_bf16: bool, tf32: bool) -> str:
     return "bf16" if use_bf16 else ("tf32" if tf32 and device.type == "cuda" else "fp32")
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto' (or None): CUDA when available, else the CPU; anything else as torch.device takes it."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def setup_distributed(device: str = "auto") -> tuple[int, int, torch.device]:

@@ -16,15 +16,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from palette.data import load_evaluation_mask
 from palette.diffusion import TRAINING_SCHEDULE, SamplerConfig, sample
-from palette.imageio import list_images, load_image, load_mask, save_image, to_tensor
+from palette.distributed import resolve_device
+from palette.imageio import list_images, load_image, save_image, to_tensor
 
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def image_generator(seed: int, sample_index: int, name: str) -> torch.Generator:
@@ -95,26 +91,14 @@ def sample_evaluation_set(
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start:start + batch_size]
             source = torch.stack([to_tensor(load_image(path)) for _, path in batch]).to(torch_device)
-            mask = _load_masks(set_dir, [path for _, path in batch], torch_device)
+            masks = [load_evaluation_mask(set_dir, path.stem) for _, path in batch]
+            mask = None if masks[0] is None else torch.stack(masks).to(torch_device)
             generators = [image_generator(seed, k, path.stem) for k, path in batch]
             output = restore(model, config.objective, source, mask, sampler, generators)
             for (k, path), image in zip(batch, output):
                 save_image(out_dir / f"sample_{k}" / f"{path.stem}.png", image.cpu())
             bar.update(len(batch))
     return out_dir
-
-
-def _load_masks(set_dir: Path, sources: list[Path], device: torch.device) -> torch.Tensor | None:
-    mask_dir = set_dir / "mask"
-    if not mask_dir.is_dir():
-        return None
-    masks = []
-    for path in sources:
-        mask_path = mask_dir / f"{path.stem}.png"
-        if not mask_path.exists():
-            raise FileNotFoundError(f"{set_dir} has masks but none for {path.name} (expected {mask_path})")
-        masks.append(torch.from_numpy(load_mask(mask_path)).float().unsqueeze(0))
-    return torch.stack(masks).to(device)
 
 
 # ---------------------------------------------------------------------------------------------

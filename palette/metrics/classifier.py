@@ -22,7 +22,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from palette.metrics.inception import read_rgb, resolve_device
+from palette.distributed import resolve_device
+from palette.metrics.inception import read_rgb
 
 CLASSIFIERS = ("resnet50", "efficientnet_lite0")
 

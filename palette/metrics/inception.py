@@ -23,6 +23,8 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
+from palette.distributed import resolve_device
+
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 
@@ -204,12 +206,6 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """uint8 [H, W, 3], converted exactly as clean-fid does (PIL `.convert('RGB')`)."""
     with Image.open(path) as image:
         return np.array(image.convert("RGB"))
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 _MODEL_CACHE: dict[tuple, InceptionV3] = {}

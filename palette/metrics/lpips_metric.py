@@ -45,7 +45,7 @@ def load_lpips(device=None, backbone_path: str | os.PathLike | None = None,
     """`lpips.LPIPS` (AlexNet, v0.1) with the backbone and linear weights resolved offline."""
     import lpips
 
-    from palette.metrics.inception import resolve_device
+    from palette.distributed import resolve_device
     from palette.weights import resolve
 
     backbone = resolve("lpips_alexnet_backbone", backbone_path, weights_dir)
