@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -28,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from palette import degradations, masks
+from palette.files import atomic_write
 from palette.imageio import load_image, load_mask, save_image, save_mask, to_tensor
 
 # (package, path inside the package): everyday scenes only (no microscopy, astronomy, charts).
@@ -183,11 +183,8 @@ def split_files(files, fractions: dict[str, float] | None = None, seed: int = 0)
 def write_file_list(path: str | os.PathLike, files) -> Path:
     """Write one path per line (atomically: temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(descriptor, "w") as handle:
+    with atomic_write(path, "w") as handle:
         handle.writelines(f"{file}\n" for file in files)
-    os.replace(temporary, path)
     return path
 
 

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
+
+from palette.files import atomic_write
 
 if TYPE_CHECKING:
     import torch
@@ -189,17 +190,9 @@ def _is_tensor(value) -> bool:
 
 
 def _atomic_write_png(path: Path, image: Image.Image) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            image.save(handle, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    """Readers never see half a file (palette.files.atomic_write)."""
+    with atomic_write(path) as handle:
+        image.save(handle, format="PNG")
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray | torch.Tensor) -> Path:

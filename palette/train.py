@@ -38,7 +38,6 @@ import csv
 import math
 import os
 import random
-import shutil
 import signal
 import sys
 import time
@@ -58,6 +57,7 @@ from palette.distributed import (
     setup_distributed,
 )
 from palette.ema import EMA
+from palette.files import atomic_write
 
 RESUME_EXIT_CODE = 75  # EX_TEMPFAIL: checkpoint saved, run again to resume
 NONFINITE_LOSS_EXIT_CODE = 65  # EX_DATAERR: loss became NaN/inf; last good checkpoint kept
@@ -518,9 +518,8 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
                 "model": raw_model.state_dict(), "ema": ema.state_dict(),
             }, final_checkpoint)
             csv_file.flush()
-            final_log = final_checkpoint.with_suffix(".csv")
-            shutil.copyfile(workdir / "log.csv", final_log.with_name(f".{final_log.name}.tmp"))
-            os.replace(final_log.with_name(f".{final_log.name}.tmp"), final_log)
+            with atomic_write(final_checkpoint.with_suffix(".csv")) as handle:
+                handle.write((workdir / "log.csv").read_bytes())
             say(f"done: {step} steps; final EMA checkpoint {final_checkpoint}")
         barrier(world_size)
         return final_checkpoint

@@ -183,11 +183,9 @@ def weights_dir(override: str | os.PathLike | None = None) -> Path:
 
 
 def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from palette.workflow_data import file_digest
+
+    return file_digest(path, "sha256")
 
 
 def check_file(spec: WeightFile, path: Path) -> Path:

@@ -176,3 +176,18 @@ def test_listing_and_loading_images_does_not_import_torch():
             "assert 'torch' not in sys.modules, 'torch was imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_atomic_write_leaves_the_old_file_and_no_temporary_on_error(tmp_path):
+    import pytest
+
+    from palette.files import atomic_write
+
+    target = tmp_path / "sub" / "list.txt"
+    with atomic_write(target, "w") as handle:
+        handle.write("first\n")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target, "w") as handle:
+            handle.write("half")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "first\n" and sorted(p.name for p in target.parent.iterdir()) == ["list.txt"]
