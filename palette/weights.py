@@ -36,6 +36,7 @@ import urllib.request
 import warnings
 import zipfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -87,7 +88,7 @@ def _verify_full_inception(path: Path) -> None:
     from palette.metrics.inception import InceptionV3
 
     state = _load_torchscript_state_dict(path)
-    layers = {k.split("layers.", 1)[1]: v for k, v in state.items() if "layers." in k}
+    layers = _pool3_layers(state)
     expected_keys = set(InceptionV3().state_dict())
     missing = sorted(expected_keys - set(layers))
     if missing:
@@ -417,12 +418,25 @@ def state_dict_content_hash(state_dict) -> str:
 
 
 def _load_torchscript_state_dict(path: Path) -> dict:
+    """The tensors of a TorchScript file (read once per file version: checking the full
+    Inception and then taking its head would otherwise load the 100 MB graph twice)."""
+    status = os.stat(path)
+    return _torchscript_state_dict(str(path), status.st_mtime_ns, status.st_size)
+
+
+@lru_cache(maxsize=1)
+def _torchscript_state_dict(path: str, mtime_ns: int, size: int) -> dict:
     import torch
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit.load is deprecated in recent torch
-        module = torch.jit.load(str(path), map_location="cpu")
+        module = torch.jit.load(path, map_location="cpu")
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _pool3_layers(state: dict) -> dict:
+    """The InceptionV3 (pool3) tensors of a TF-Inception TorchScript state dict, renamed to ours."""
+    return {key.split("layers.", 1)[1]: value for key, value in state.items() if "layers." in key}
 
 
 def inception_state_dict(
@@ -448,11 +462,7 @@ def inception_state_dict(
             )
         return state
     source = resolve("inception_fid", path, weights_dir_override, allow_network)
-    state = {
-        key.split("layers.", 1)[1]: value
-        for key, value in _load_torchscript_state_dict(source).items()
-        if "layers." in key
-    }
+    state = _pool3_layers(_load_torchscript_state_dict(source))
     got = state_dict_content_hash(state)
     if got != INCEPTION_FID_STATE_DICT_SHA256:
         raise ChecksumMismatchError(f"converted Inception from {source}: tensor sha256 expected "

@@ -93,9 +93,10 @@ def load_classifier(name: str = "auto", device=None, weights_path: str | os.Path
     from palette.weights import WeightsNotFoundError, resolve
 
     device = resolve_device(device)
+    path = None
     if name == "auto":
         try:
-            resolve("resnet50", weights_path, weights_dir, allow_network)
+            path = resolve("resnet50", weights_path, weights_dir, allow_network)
             name = "resnet50"
         except WeightsNotFoundError:
             name = "efficientnet_lite0"
@@ -104,7 +105,7 @@ def load_classifier(name: str = "auto", device=None, weights_path: str | os.Path
         from torchvision.models import resnet50
 
         model = resnet50()
-        path = resolve("resnet50", weights_path, weights_dir, allow_network)
+        path = path or resolve("resnet50", weights_path, weights_dir, allow_network)
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         preprocess = _torchvision_preprocess()
     elif name == "efficientnet_lite0":

@@ -54,9 +54,9 @@ def load_lpips(device=None, backbone_path: str | os.PathLike | None = None,
         warnings.simplefilter("ignore")  # lpips passes torchvision's deprecated `pretrained=False`
         model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True,
                             model_path=str(linear), verbose=False)
-    missing, unexpected = model.load_state_dict(alexnet_backbone_state_dict(backbone), strict=False)
-    loaded = set(alexnet_backbone_state_dict(backbone))
-    if unexpected or any(k in loaded for k in missing):
+    backbone_state = alexnet_backbone_state_dict(backbone)
+    missing, unexpected = model.load_state_dict(backbone_state, strict=False)
+    if unexpected or any(k in backbone_state for k in missing):
         raise RuntimeError(f"LPIPS backbone did not load: unexpected {unexpected}")
     return model.eval().requires_grad_(False).to(resolve_device(device))
 
