@@ -26,6 +26,7 @@ Snakefile's helpers) can list and check images cheaply.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -249,6 +250,26 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     else:
         gray = _to_rgb(image, path).astype(np.float32) @ luminance
     return gray >= 127.5
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """uint8 [H, W, 3] exactly as clean-fid reads images (PIL ``.convert('RGB')``, no alpha
+    compositing): what the metrics and the report's figures use, for files we wrote ourselves."""
+    with Image.open(path) as image:
+        return np.array(image.convert("RGB"))
+
+
+_SAMPLE_FOLDER = re.compile(r"^sample_(\d+)$")
+
+
+def numbered_sample_folders(folder: str | os.PathLike) -> list[Path]:
+    """The ``sample_K`` subfolders of a samples folder (docs/architecture.md), in K order; none
+    when the folder does not exist."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _SAMPLE_FOLDER.match(p.name))]
+    return [p for _, p in sorted(found)]
 
 
 def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:

@@ -32,6 +32,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from palette.imageio import numbered_sample_folders, read_rgb  # noqa: E402
+
 # The paper's headline metrics and the keys under which palette.metrics reports them.
 PAPER_METRICS = {"FID": "fid", "IS": "is", "CA": "ca", "PD": "pd", "LPIPS diversity": "lpips_diversity"}
 LOWER_IS_BETTER = {"fid", "pd"}
@@ -373,14 +375,9 @@ def plot_quality_vs_steps(metric_paths, samplers, sampler_settings: dict, out_pa
     return out_path
 
 
-def _load_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
 def _show_input(set_dir: Path, name: str) -> np.ndarray:
     """The model's input as a person should see it: masked pixels drawn in grey."""
-    source = _load_rgb(set_dir / "source" / f"{name}.png").copy()
+    source = read_rgb(set_dir / "source" / f"{name}.png")
     mask_path = set_dir / "mask" / f"{name}.png"
     if mask_path.exists():
         with Image.open(mask_path) as mask_image:
@@ -389,19 +386,15 @@ def _show_input(set_dir: Path, name: str) -> np.ndarray:
     return source
 
 
-def _sample_folders(samples_dir: Path) -> list[Path]:
-    return sorted((p for p in samples_dir.glob("sample_*") if p.is_dir()), key=lambda p: int(p.name.split("_")[1]))
-
-
 def plot_samples(set_dir, samples_dir, grid_path, diversity_path, grid_images: int = 4) -> tuple[Path, Path]:
     """Grid: one row per input (input | samples | ground truth); strip: one input, every sample."""
     set_dir, samples_dir = Path(set_dir), Path(samples_dir)
     names = sorted(p.stem for p in (set_dir / "target").glob("*.png"))[:grid_images]
-    folders = _sample_folders(samples_dir)
+    folders = numbered_sample_folders(samples_dir)
     columns = ["input"] + [f"sample {f.name.split('_')[1]}" for f in folders] + ["ground truth"]
     fig, axes = plt.subplots(len(names), len(columns), figsize=(1.6 * len(columns), 1.6 * len(names)), squeeze=False)
     for row, name in enumerate(names):
-        images = [_show_input(set_dir, name)] + [_load_rgb(f / f"{name}.png") for f in folders] + [_load_rgb(set_dir / "target" / f"{name}.png")]
+        images = [_show_input(set_dir, name)] + [read_rgb(f / f"{name}.png") for f in folders] + [read_rgb(set_dir / "target" / f"{name}.png")]
         for col, image in enumerate(images):
             ax = axes[row][col]
             ax.imshow(image, interpolation="nearest")
@@ -416,7 +409,7 @@ def plot_samples(set_dir, samples_dir, grid_path, diversity_path, grid_images: i
     plt.close(fig)
 
     name = names[0]
-    strip = [_show_input(set_dir, name)] + [_load_rgb(f / f"{name}.png") for f in folders]
+    strip = [_show_input(set_dir, name)] + [read_rgb(f / f"{name}.png") for f in folders]
     fig, axes = plt.subplots(1, len(strip), figsize=(1.8 * len(strip), 2.0), squeeze=False)
     for col, image in enumerate(strip):
         ax = axes[0][col]

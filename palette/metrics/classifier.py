@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from palette.distributed import resolve_device
-from palette.metrics.inception import read_rgb
+from palette.imageio import read_rgb
 
 CLASSIFIERS = ("resnet50", "efficientnet_lite0")
 

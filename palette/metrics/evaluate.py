@@ -21,7 +21,6 @@ Output keys (absent metrics are simply not requested):
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Iterable
 
@@ -29,11 +28,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from palette.metrics.fid import FeatureStatistics, folder_statistics, frechet_distance, list_images
-from palette.metrics.inception import read_rgb
+from palette.imageio import numbered_sample_folders, read_rgb
 
 ALL_METRICS = ("fid", "is", "pd", "ca", "psnr", "ssim", "lpips", "ms_ssim")
 DEFAULT_METRICS = ALL_METRICS
-_SAMPLE_FOLDER = re.compile(r"^sample_(\d+)$")
 
 
 class FileMismatchError(ValueError):
@@ -45,8 +43,7 @@ def sample_folders(sample_dir: str | os.PathLike) -> list[Path]:
     sample_dir = Path(sample_dir)
     if not sample_dir.is_dir():
         raise FileNotFoundError(f"sample folder {sample_dir} does not exist")
-    found = [(int(m.group(1)), p) for p in sample_dir.iterdir() if p.is_dir() and (m := _SAMPLE_FOLDER.match(p.name))]
-    return [p for _, p in sorted(found)] or [sample_dir]
+    return numbered_sample_folders(sample_dir) or [sample_dir]
 
 
 def matched_files(gt_dir: Path, folder: Path) -> tuple[list[Path], list[Path]]:

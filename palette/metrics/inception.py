@@ -12,7 +12,6 @@ by (x - 128) / 128 inside the network's input convention.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -24,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from palette.distributed import resolve_device
+from palette.imageio import read_rgb
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
@@ -200,12 +200,6 @@ def clean_resize(image: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
         plane = plane.resize((size, size), resample=Image.BICUBIC)
         channels.append(np.asarray(plane).clip(0, 255).reshape(size, size, 1))
     return np.concatenate(channels, axis=2).astype(np.float32)
-
-
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """uint8 [H, W, 3], converted exactly as clean-fid does (PIL `.convert('RGB')`)."""
-    with Image.open(path) as image:
-        return np.array(image.convert("RGB"))
 
 
 _MODEL_CACHE: dict[tuple, InceptionV3] = {}
