@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 
@@ -55,25 +54,22 @@ def format_table(results: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from palette.metrics.evaluate import FileMismatchError, evaluate_folders
-    from palette.weights import ChecksumMismatchError, WeightsNotFoundError
+    """Bad input (mismatched names, missing weights, a bad --weight) raises ValueError / OSError,
+    which palette.cli reports in one line with exit code 2."""
+    from palette.metrics.evaluate import evaluate_folders
 
-    try:
-        weight_paths = {}
-        for item in args.weight:
-            name, separator, path = item.partition("=")
-            if not separator:
-                raise ValueError(f"--weight expects NAME=PATH, got {item!r}")
-            weight_paths[name] = path
-        results = evaluate_folders(
-            args.gt_dir, args.sample_dir, metrics=args.metrics, device=args.device,
-            reference_stats=args.reference_stats, labels=args.labels, classifier=args.classifier,
-            weights_dir=args.weights_dir, weight_paths=weight_paths, stats_cache_dir=args.stats_cache_dir,
-            batch_size=args.batch_size, progress=not args.no_progress,
-        )
-    except (FileMismatchError, FileNotFoundError, WeightsNotFoundError, ChecksumMismatchError, ValueError) as error:
-        print(f"palette eval: {error}", file=sys.stderr)
-        return 2
+    weight_paths = {}
+    for item in args.weight:
+        name, separator, path = item.partition("=")
+        if not separator:
+            raise ValueError(f"--weight expects NAME=PATH, got {item!r}")
+        weight_paths[name] = path
+    results = evaluate_folders(
+        args.gt_dir, args.sample_dir, metrics=args.metrics, device=args.device,
+        reference_stats=args.reference_stats, labels=args.labels, classifier=args.classifier,
+        weights_dir=args.weights_dir, weight_paths=weight_paths, stats_cache_dir=args.stats_cache_dir,
+        batch_size=args.batch_size, progress=not args.no_progress,
+    )
     print(format_table(results))
     json_path = Path(args.json_path) if args.json_path else Path(args.sample_dir) / "metrics.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)

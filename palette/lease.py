@@ -126,9 +126,12 @@ def lease_gpus(
 def lease_for_job(gpus: int, device: str = "auto", wait_seconds: float = 600.0) -> Lease | None:
     """A workflow job's lease: `gpus` GPUs (its `gpu` resource) unless it runs on the CPU or the
     machine has none. Call before CUDA starts; a no-op under SLURM (CUDA_VISIBLE_DEVICES set)."""
-    if device == "cpu" or not gpus or not count_gpus():
+    if device == "cpu" or not gpus:
         return None
-    lease = lease_gpus(gpus, wait_seconds=wait_seconds)
+    total = count_gpus()
+    if not total:
+        return None
+    lease = lease_gpus(gpus, total=total, wait_seconds=wait_seconds)
     print(f"GPU lease: {lease.devices}")
     return lease
 

@@ -566,11 +566,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, **overrides)
         if not args.no_lease and "WORLD_SIZE" not in os.environ and config.device != "cpu":
-            from palette.lease import LeaseError, count_gpus, lease_gpus
+            from palette.lease import LeaseError, lease_for_job
 
             try:
-                if count_gpus() > 0:
-                    lease_gpus(1, wait_seconds=args.lease_wait)
+                lease_for_job(1, config.device, wait_seconds=args.lease_wait)
             except LeaseError as error:
                 print(f"palette train: {error}; try again later", file=sys.stderr)
                 return RESUME_EXIT_CODE

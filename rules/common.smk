@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from palette.config import work_key
+from palette.config import schema as train_schema, work_key
 from palette.workflow_data import PLACES365_ARCHIVES
 
 validate(config, "../workflow/schemas/config.schema.yaml")
@@ -84,9 +84,7 @@ def check_train_configs():
     """
     import jsonschema
 
-    schema_path = Path(workflow.basedir) / "palette" / "schemas" / "train.schema.yaml"
-    schema = yaml.safe_load(schema_path.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.Draft202012Validator(train_schema())
     for experiment in EXPERIMENTS:
         candidate = dict(train_config(experiment), train_files="train.txt")
         errors = sorted(

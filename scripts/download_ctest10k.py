@@ -8,4 +8,5 @@ from palette.workflow_data import download, file_digest, read_ctest10k
 
 path = download(snakemake.params.url, snakemake.output[0], sha256=snakemake.params.sha256)
 names = read_ctest10k(path, expected_count=snakemake.params.expected_count)
-print(f"{len(names)} ctest10k names from {snakemake.params.url}; sha256 {file_digest(path)}")
+sha256 = snakemake.params.sha256 or file_digest(path)  # pinned and checked, or to be pinned
+print(f"{len(names)} ctest10k names from {snakemake.params.url}; sha256 {sha256}")
