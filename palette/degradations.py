@@ -40,13 +40,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from palette import masks
-from palette.imageio import to_tensor, to_uint8
+from palette.imageio import LUMINANCE_WEIGHTS, to_tensor, to_uint8
+from palette.tasks import EVALUATION_TASKS, TRAINING_TASKS
 
-TRAINING_TASKS = ("colorization", "inpainting", "uncropping", "jpeg", "super_resolution",
-                  "multitask")
-EVALUATION_TASKS = ("colorization", "inpainting_freeform_10_20", "inpainting_freeform_20_30",
-                    "inpainting_freeform_30_40", "inpainting_center", "uncropping_right",
-                    "jpeg_q5", "jpeg_q10", "jpeg_q20", "super_resolution")
 ALL_TASKS = tuple(dict.fromkeys(TRAINING_TASKS + EVALUATION_TASKS))
 MASKED_TASKS = ("inpainting", "uncropping", "inpainting_freeform_10_20",
                 "inpainting_freeform_20_30", "inpainting_freeform_30_40", "inpainting_center",
@@ -57,7 +53,6 @@ MULTITASK_COMPONENTS = ("colorization", "inpainting", "jpeg")
 
 JPEG_QUALITY_RANGE = (5, 30)
 SUPER_RESOLUTION_FACTOR = 4
-LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 class Degraded(NamedTuple):

@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 """File name endings (case-insensitive) that ``list_images`` accepts."""
 
+LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)
+"""ITU-R BT.601 luma: the gray of a mask, and the colorization task's source (palette.degradations)."""
+
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _truncation_flag_lock = threading.Lock()
 
@@ -242,7 +245,7 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise _fail(path, "no such file")
     image = _decode_with_pillow(path)
-    luminance = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    luminance = np.array(LUMINANCE_WEIGHTS, dtype=np.float32)
     has_alpha = "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info)
     if has_alpha and not _is_16bit_png(path):
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)

@@ -12,6 +12,7 @@ import yaml
 from snakemake.utils import validate
 
 from palette.config import schema as train_schema, work_key
+from palette.tasks import EVALUATION_TASKS
 from palette.workflow_data import PLACES365_ARCHIVES
 
 validate(config, "../workflow/schemas/config.schema.yaml")
@@ -26,19 +27,6 @@ EVALUATION = config["evaluation"]
 
 # The regression baselines are one forward pass: no sampler, one "sample" per input.
 REGRESSION_SAMPLER = "regression"
-
-EVALUATION_TASKS = [
-    "colorization",
-    "inpainting_freeform_10_20",
-    "inpainting_freeform_20_30",
-    "inpainting_freeform_30_40",
-    "inpainting_center",
-    "uncropping_right",
-    "jpeg_q5",
-    "jpeg_q10",
-    "jpeg_q20",
-    "super_resolution",
-]
 
 
 def canonical(value):
@@ -101,17 +89,15 @@ def check_train_configs():
 
 def check_config():
     """Cross-key checks that a JSON schema cannot express, with messages that name the key."""
-    for name, experiment in EXPERIMENTS.items():
-        for sampler in experiment.get("samplers") or []:
+
+    def check_samplers(names, key):
+        for sampler in names:
             if sampler not in SAMPLERS:
-                raise ValueError(
-                    f"experiments.{name}.samplers names {sampler!r}, not defined under samplers"
-                )
-    for sampler in SAMPLING["samplers"]:
-        if sampler not in SAMPLERS:
-            raise ValueError(
-                f"sampling.samplers names {sampler!r}, not defined under samplers"
-            )
+                raise ValueError(f"{key} names {sampler!r}, not defined under samplers")
+
+    for name, experiment in EXPERIMENTS.items():
+        check_samplers(experiment.get("samplers") or [], f"experiments.{name}.samplers")
+    check_samplers(SAMPLING["samplers"], "sampling.samplers")
     sweep = SAMPLING.get("sweep")
     if sweep:
         if sweep["experiment"] not in EXPERIMENTS:
@@ -122,11 +108,7 @@ def check_config():
             raise ValueError(
                 f"sampling.sweep.task {sweep['task']!r} is not in experiments.{sweep['experiment']}.evaluate_on"
             )
-        for sampler in sweep["samplers"]:
-            if sampler not in SAMPLERS:
-                raise ValueError(
-                    f"sampling.sweep.samplers names {sampler!r}, not defined under samplers"
-                )
+        check_samplers(sweep["samplers"], "sampling.sweep.samplers")
     if REGRESSION_SAMPLER in SAMPLERS:
         raise ValueError(
             f"samplers: the name {REGRESSION_SAMPLER!r} is reserved for the regression baselines"

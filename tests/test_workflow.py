@@ -88,6 +88,16 @@ def test_every_experiment_is_a_valid_trainer_config(config_path):
             assert per_gpu * (train.image_size / 256) ** 2 <= 16, (name, f"{per_gpu} images per GPU per pass")
 
 
+def test_schemas_list_the_task_names_of_palette_tasks():
+    from palette.config import schema as train_schema
+    from palette.tasks import EVALUATION_TASKS, TRAINING_TASKS
+
+    experiment = schema()["properties"]["experiments"]["additionalProperties"]["properties"]
+    assert tuple(experiment["evaluate_on"]["items"]["enum"]) == EVALUATION_TASKS
+    assert tuple(experiment["train"]["properties"]["task"]["enum"]) == TRAINING_TASKS
+    assert tuple(train_schema()["properties"]["task"]["enum"]) == TRAINING_TASKS
+
+
 def test_default_config_covers_every_task_and_ablation():
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     experiments = config["experiments"].values()
