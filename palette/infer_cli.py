@@ -60,11 +60,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"resized {args.image} to {tuple(image.shape[-2:])} (--size)")
     source, mask = prepare_source(image, task, mask)
     sampler = sampler_from_arguments(args)
-    output = Path(args.output)
+    output, name = Path(args.output), Path(args.image).stem
+    source = source[None].to(device)
+    batch_mask = None if mask is None else mask[None].to(device)
     for k in range(args.samples):
-        generators = [image_generator(args.seed, k, Path(args.image).stem)]
-        batch_mask = None if mask is None else mask[None].to(device)
-        result = restore(model, config.objective, source[None].to(device), batch_mask, sampler, generators, progress=True)
+        generators = [image_generator(args.seed, k, name)]
+        result = restore(model, config.objective, source, batch_mask, sampler, generators, progress=True)
         path = output if args.samples == 1 else output.with_name(f"{output.stem}_{k}{output.suffix}")
         save_image(path, result[0].cpu())
         print(f"wrote {path}")

@@ -22,9 +22,9 @@ import numpy as np
 FREE_FORM_PROBABILITY = 0.6
 """Palette: free-form strokes with probability 0.6, boxes otherwise (training inpainting)."""
 
-EVALUATION_INPAINTING_KINDS = ("freeform_10_20", "freeform_20_30", "freeform_30_40", "center")
 FREE_FORM_BUCKETS = {"freeform_10_20": (0.1, 0.2), "freeform_20_30": (0.2, 0.3),
                      "freeform_30_40": (0.3, 0.4)}
+EVALUATION_INPAINTING_KINDS = (*FREE_FORM_BUCKETS, "center")
 UNCROPPING_MODES = ("one_side", "four_sides", "right")
 RELEASED_MASK_KEYS = {"freeform_10_20": "10-20% freeform", "freeform_20_30": "20-30% freeform",
                       "freeform_30_40": "30-40% freeform"}
@@ -226,10 +226,8 @@ def uncropping_mask(height: int, width: int, rng: np.random.Generator | None,
     For odd sizes the missing half is ``size // 2`` rows or columns.
     """
     mask = np.zeros((height, width), bool)
-    if mode == "right":
-        mask[:, width - width // 2:] = True
-    elif mode == "one_side":
-        side = ("left", "right", "top", "bottom")[int(rng.integers(4))]
+    if mode in ("right", "one_side"):
+        side = "right" if mode == "right" else ("left", "right", "top", "bottom")[int(rng.integers(4))]
         if side == "left":
             mask[:, :width // 2] = True
         elif side == "right":
