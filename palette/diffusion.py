@@ -8,7 +8,7 @@ with 2000 steps of linear betas 1e-6..0.01 and samples with 1000 steps of linear
 Every sampler here therefore works on a decreasing list of gammas, ending at gamma = 1 (clean).
 
 Masked tasks (inpainting, uncropping): the source's missing pixels are filled with Gaussian noise
-(no mask channel, PAPER.md); in the noisy target the known pixels are the clean ones, in training
+(no mask channel, docs/paper.md); in the noisy target the known pixels are the clean ones, in training
 and at every sampling step, so the network sees the same thing in both; the loss covers only the
 missing pixels. The known pixels come from the source, so sampling never needs ground truth.
 In a batch, a sample whose mask is all zeros has no mask (the multi-task mixture mixes both).
@@ -131,7 +131,7 @@ def keep_known_pixels(y: Tensor, source: Tensor, mask: Tensor | None) -> Tensor:
 
 def generated_pixel_mean(error: Tensor, mask: Tensor | None) -> Tensor:
     """Mean of a per-pixel error [B, C, H, W] over the pixels each sample generates, then over the
-    batch: a mask's size does not change its sample's weight (PAPER.md, Diffusion)."""
+    batch: a mask's size does not change its sample's weight (docs/paper.md, Diffusion)."""
     weights = generated_pixels(mask, error)
     per_sample = (error * weights).sum(dim=(1, 2, 3)) / (weights.sum(dim=(1, 2, 3)) * error.shape[1])
     return per_sample.mean()

@@ -1,7 +1,7 @@
 """A local GPU lease, so that concurrent jobs on one machine get distinct GPUs.
 
 Snakemake's `gpu` resource is only a counter locally: it never sets CUDA_VISIBLE_DEVICES
-(../shared/SNAKEMAKE.md). A job takes non-blocking `flock` locks on `gpu0.lock .. gpu{N-1}.lock`
+(docs/snakemake.md). A job takes non-blocking `flock` locks on `gpu0.lock .. gpu{N-1}.lock`
 in a shared lock folder, sets CUDA_VISIBLE_DEVICES to the GPUs it holds, and keeps the lock
 files open for its lifetime; the OS releases them when the process exits or is killed, so a
 crashed job never leaves a GPU taken. Where CUDA_VISIBLE_DEVICES is already set (SLURM, a user

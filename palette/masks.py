@@ -2,7 +2,7 @@
 
 Every function draws from an explicit ``numpy.random.Generator``, so a seed fixes a mask.
 
-Training masks follow Palette (PAPER.md, Tasks): inpainting uses DeepFill v2 free-form brush
+Training masks follow Palette (docs/paper.md, Tasks): inpainting uses DeepFill v2 free-form brush
 strokes with probability 0.6 and otherwise 1-5 rectangles covering 10-40 % of the image;
 uncropping masks one side or all four sides, always 50 % of the area, chosen uniformly.
 Evaluation masks: free-form strokes whose area lies strictly inside 10-20 %, 20-30 % or 30-40 %,
@@ -186,7 +186,7 @@ def box_mask(height: int, width: int, rng: np.random.Generator, min_boxes: int =
 
 
 def training_inpainting_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """Palette's training inpainting mask: free-form with p = 0.6, else boxes (PAPER.md)."""
+    """Palette's training inpainting mask: free-form with p = 0.6, else boxes (docs/paper.md)."""
     if rng.random() < FREE_FORM_PROBABILITY:
         return free_form_mask(height, width, rng)
     return box_mask(height, width, rng)
@@ -221,7 +221,7 @@ def uncropping_mask(height: int, width: int, rng: np.random.Generator | None,
     - ``one_side``: the left, right, top or bottom half (uniformly) is missing;
     - ``four_sides``: the image is extended on all four sides: the known region is a centred
       rectangle scaled by 1/sqrt(2) in each dimension (half the area), everything around it is
-      missing (the public reproduction masked an interior box instead: a bug, PAPER.md);
+      missing (the public reproduction masked an interior box instead: a bug, docs/paper.md);
     - ``right``: the right half is missing (the evaluation setting; ``rng`` may be None).
     For odd sizes the missing half is ``size // 2`` rows or columns.
     """
@@ -248,7 +248,7 @@ def uncropping_mask(height: int, width: int, rng: np.random.Generator | None,
 
 
 def training_uncropping_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """Palette's training uncropping mask: one side or all four sides, uniformly (PAPER.md)."""
+    """Palette's training uncropping mask: one side or all four sides, uniformly (docs/paper.md)."""
     mode = "one_side" if rng.random() < 0.5 else "four_sides"
     return uncropping_mask(height, width, rng, mode)
 

@@ -1,7 +1,7 @@
 """Building blocks of the Palette U-Net (palette.unet assembles them).
 
 The blocks follow the guided-diffusion U-Net (Dhariwal & Nichol 2021) that Palette uses
-(PAPER.md, "Model"), written as small named modules:
+(docs/paper.md, "Model"), written as small named modules:
 
 - `GroupNorm32`: GroupNorm computed in float32 whatever the activation dtype.
 - `ResBlock`: GroupNorm -> SiLU -> conv, then a scale-shift GroupNorm conditioned on the
@@ -94,7 +94,7 @@ def raw_gamma_embedding(gamma: Tensor, dim: int) -> Tensor:
     """The public reproduction's: sinusoidal embedding of gamma in [0, 1] itself, max period 10000.
 
     Kept only to reproduce that model and for comparison: neighbouring noise levels get almost
-    identical embeddings (PAPER.md; the reproduction's issue #4).
+    identical embeddings (docs/paper.md; the reproduction's issue #4).
     """
     return sinusoidal_embedding(gamma, dim)
 

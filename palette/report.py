@@ -4,7 +4,7 @@ The workflow's report rules call these functions:
 - `experiment_table` gathers one experiment's metrics JSON files into a table (TSV);
 - `plot_training_curves`, `plot_quality_vs_steps`, `plot_samples` draw the figures (PNG) that
   both `results/report.html` and `snakemake --report` show;
-- `paper_tables` lines this run's numbers up with the paper's (PAPER.md, "Target numbers");
+- `paper_tables` lines this run's numbers up with the paper's (docs/paper.md, "Target numbers");
 - `render_report` writes the HTML page from `templates/report.html.j2`, with every image
   embedded as a base64 data URI so that the file reads offline and can be mailed around.
 
@@ -101,7 +101,7 @@ def experiment_table(metric_paths) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
-# The paper's numbers (PAPER.md, "Target numbers", ImageNet unless said)
+# The paper's numbers (docs/paper.md, "Target numbers", ImageNet unless said)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -212,7 +212,7 @@ PAPER_TABLES = [
 ]
 
 
-# Places2 numbers the paper gives (PAPER.md); the other cells of a Places2 run stay empty.
+# Places2 numbers the paper gives (docs/paper.md); the other cells of a Places2 run stay empty.
 PLACES2_NUMBERS = {
     ("Inpainting (paper Table 2)", "Palette, 10-20 % free-form"): _numbers(11.6, pd_=22.1),
     ("Inpainting (paper Table 2)", "Ground truth"): _numbers(11.4),

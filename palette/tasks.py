@@ -7,4 +7,4 @@ TRAINING_TASKS = ("colorization", "inpainting", "uncropping", "jpeg", "super_res
 EVALUATION_TASKS = ("colorization", "inpainting_freeform_10_20", "inpainting_freeform_20_30",
                     "inpainting_freeform_30_40", "inpainting_center", "uncropping_right",
                     "jpeg_q5", "jpeg_q10", "jpeg_q20", "super_resolution")
-"""The fixed evaluation variants of the paper's tables (PAPER.md), in report order."""
+"""The fixed evaluation variants of the paper's tables (docs/paper.md), in report order."""

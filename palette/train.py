@@ -4,7 +4,7 @@ Read `train()` top to bottom: build, resume, then one loop of
     forward/backward over grad_accumulation micro-batches -> Adam step -> EMA update
     -> log (loss, lr, images/s, MFU) -> checkpoint / stop checks.
 
-Paper settings (PAPER.md, Training): Adam lr 1e-4 after a 10k-step linear warmup, EMA 0.9999,
+Paper settings (docs/paper.md, Training): Adam lr 1e-4 after a 10k-step linear warmup, EMA 0.9999,
 batch 1024, 1M steps, L2. Speed switches are one config key each: bf16 autocast, TF32,
 channels_last, fused Adam, torch.compile. Under `torchrun` (WORLD_SIZE > 1) it runs DDP.
 
@@ -108,7 +108,7 @@ def regression_predict(model: nn.Module, source: torch.Tensor, mask: torch.Tenso
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
-    """Linear warmup to `lr` over `warmup_steps`, then constant (PAPER.md)."""
+    """Linear warmup to `lr` over `warmup_steps`, then constant (docs/paper.md)."""
     if config.warmup_steps and step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     return config.lr

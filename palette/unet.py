@@ -1,4 +1,4 @@
-"""The Palette U-Net: guided diffusion's 256x256 U-Net without class conditioning (PAPER.md, Model).
+"""The Palette U-Net: guided diffusion's 256x256 U-Net without class conditioning (docs/paper.md, Model).
 
     model = build_unet("paper")                  # 552.8 M parameters, 16 attention layers
     eps = model(torch.cat([source, noisy_target], dim=1), gamma)   # gamma = alpha-bar, [B]
@@ -258,7 +258,7 @@ _PAPER = dict(
 PRESETS: dict[str, dict] = {
     # Palette's model (guided diffusion's 256x256 U-Net): 552.8 M parameters, 16 attention layers.
     "paper": _PAPER,
-    # The paper's attention ablation (PAPER.md, "Ablation variants"). Local: 552.8 M like the
+    # The paper's attention ablation (docs/paper.md, "Ablation variants"). Local: 552.8 M like the
     # paper. "none" and "dilated" replace each of the 16 attention layers by a res block
     # (+208 M): 761.0 M each, against the paper's 603 M and 624 M, whose layouts it does not
     # give (a res block has 18 C^2 weights where attention has 4 C^2).

@@ -1,7 +1,7 @@
 """Evaluation weights: where they come from, how they are checked, how they are staged.
 
 Compute nodes often have no network, so every network the metrics need is resolved in this
-order (docs: ../shared/ASSETS.md):
+order (docs/offline-weights.md):
 
 1. an explicit path (from the config or a command-line argument);
 2. a cached file in the resources folder (``resources/weights/`` by default, overridden by the
@@ -105,7 +105,7 @@ def _verify_full_inception(path: Path) -> None:
         )
 
 
-# sha256 values measured on the package archives named (ASSETS.md) and on torchvision's files.
+# sha256 values measured on the package archives named (docs/offline-weights.md) and on torchvision's files.
 WEIGHTS: dict[str, WeightFile] = {
     w.name: w
     for w in [

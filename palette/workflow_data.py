@@ -4,7 +4,7 @@ The workflow's data rules call these functions. Three data sets, three situation
 
 - **Places2** (Places365-Standard, 256x256) is published as plain archives with known md5
   digests: `download` fetches them atomically and checks the digest, `safe_extract` unpacks them.
-  The evaluation set `places10k` (PAPER.md: 10,950 validation images, 30 per class) is not
+  The evaluation set `places10k` (docs/paper.md: 10,950 validation images, 30 per class) is not
   published as a list; `places10k_names` rebuilds it deterministically as the first 30
   validation images of each class in the official validation list.
 - **ImageNet** (ILSVRC2012) and **CelebA-HQ** may not be downloaded by a script: their licences

@@ -15,7 +15,7 @@ from palette.config import schema as train_schema, work_key
 from palette.tasks import EVALUATION_TASKS
 from palette.workflow_data import PLACES365_ARCHIVES
 
-validate(config, "../workflow/schemas/config.schema.yaml")
+validate(config, "../config/schema.yaml")
 
 RESULTS = config["results_dir"].rstrip("/")
 WORK = config["work_dir"].rstrip("/")

@@ -22,7 +22,7 @@ def test_schedules_match_their_closed_forms():
         np.testing.assert_allclose(betas.numpy(), expected, rtol=1e-12)
         log_gamma = np.cumsum(np.log1p(-np.asarray(expected)))
         np.testing.assert_allclose(schedule.gammas().log().numpy(), log_gamma, rtol=1e-10)
-    # The facts PAPER.md quotes for these two schedules.
+    # The facts docs/paper.md quotes for these two schedules.
     assert D.TRAINING_SCHEDULE.gammas()[-1].item() == pytest.approx(4.4e-5, rel=0.05)
     inference = D.INFERENCE_SCHEDULE.gammas()
     assert inference[-1].item() == pytest.approx(7e-21, rel=0.1)

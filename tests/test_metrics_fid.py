@@ -21,7 +21,7 @@ PHOTOS_PER_FOLDER = 8
 
 
 def real_photos() -> dict[str, np.ndarray]:
-    """Colour photos that install with scikit-image and scikit-learn (ASSETS.md)."""
+    """Colour photos that install with scikit-image and scikit-learn (docs/offline-weights.md)."""
     import skimage.data
     from sklearn.datasets import load_sample_images
 

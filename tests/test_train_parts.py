@@ -65,11 +65,11 @@ def test_work_key_changes_with_what_a_checkpoint_must_share_only():
 
 
 def test_example_configs_are_valid():
-    paths = sorted((REPO / "configs" / "train").glob("*.yaml"))
+    paths = sorted((REPO / "config" / "train").glob("*.yaml"))
     assert paths
     for path in paths:
         load_config(path)
-    paper = load_config(REPO / "configs" / "train" / "paper_inpainting.yaml")
+    paper = load_config(REPO / "config" / "train" / "paper_inpainting.yaml")
     assert (paper.preset, paper.batch_size, paper.lr, paper.warmup_steps, paper.ema_decay) == ("paper", 1024, 1e-4, 10_000, 0.9999)
 
 

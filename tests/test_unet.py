@@ -18,8 +18,8 @@ from palette.unet import (
     forward_flops,
 )
 
-PAPER_PARAMETERS = 552.8e6  # PAPER.md, Model (the paper's Table 5 rounds it to 552 M)
-PAPER_FORWARD_FLOPS = 2.24e12  # PAPER.md: about 2.24 TFLOP per 256x256 forward pass
+PAPER_PARAMETERS = 552.8e6  # docs/paper.md, Model (the paper's Table 5 rounds it to 552 M)
+PAPER_FORWARD_FLOPS = 2.24e12  # docs/paper.md: about 2.24 TFLOP per 256x256 forward pass
 
 
 def _on_meta(preset: str, **overrides) -> UNet:

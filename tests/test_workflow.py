@@ -22,7 +22,7 @@ import yaml
 from palette.config import load_config, micro_batches
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = ROOT / "config" / "schema.yaml"
 CONFIGS = [ROOT / "config.yaml", ROOT / "config" / "test.yaml", *sorted((ROOT / "config" / "presets").glob("*.yaml"))]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 

@@ -1,4 +1,4 @@
-"""The paper's evaluation metrics (PAPER.md, evaluation protocol), offline and matched to references.
+"""The paper's evaluation metrics (docs/paper.md, evaluation protocol), offline and matched to references.
 
 - `fid`: FID with clean-fid's 'clean' preprocessing and the TF Inception 2015-12-05 weights
 - `inception_score`: IS with the 1008-logit head, or the reason it is unavailable

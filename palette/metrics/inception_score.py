@@ -1,6 +1,6 @@
 """Inception Score (Salimans et al. 2016) from pool3 features and the 1008-logit head.
 
-IS needs the TF Inception's classifier head, which no pip package ships (ASSETS.md): where it
+IS needs the TF Inception's classifier head, which no pip package ships (docs/offline-weights.md): where it
 cannot be resolved, IS is reported as unavailable with the reason, never computed with another
 network. Like the original TF code (and StyleGAN2-ADA's port), the softmax is taken over
 pool3 @ W without the output bias, over all 1008 logits, with 10 splits.
