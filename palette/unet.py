@@ -17,8 +17,8 @@ encoder/decoder attention). They are turned into level indices once, at construc
 `resolution == image_size / 2^level`; a resolution that is no level's size is an error. The
 levels are then fixed, so an input of another size keeps attention at the same levels (a
 512x512 input through `paper` attends at 64/32/16, a 48x80 input at the maps of those levels).
-Inputs must have H and W divisible by 2^(levels - 1); the middle block always has a context
-block at the deepest level.
+Inputs must have H and W divisible by 2^(levels - 1); the middle block has a context block at
+the deepest level unless `middle_context_block=False` (then it is two res blocks).
 
 Context blocks, `attention_type`:
 - "global": full multi-head self-attention (`num_head_channels` per head), the paper's model.
@@ -87,6 +87,7 @@ class UNet(nn.Module):
         num_groups: int = 32,
         dilation_rates: tuple[int, int] = (2, 4),
         use_checkpoint: bool = False,
+        middle_context_block: bool = True,
     ):
         super().__init__()
         if attention_type not in ATTENTION_TYPES:
@@ -164,9 +165,8 @@ class UNet(nn.Module):
                 self.encoder.append(ConditionedSequential([res_block(channels, resample="down")]))
                 skip_channels.append(channels)
 
-        self.middle = ConditionedSequential(
-            [res_block(channels), context_block(channels, "middle", levels - 1), res_block(channels)]
-        )
+        middle_context = [context_block(channels, "middle", levels - 1)] if middle_context_block else []
+        self.middle = ConditionedSequential([res_block(channels), *middle_context, res_block(channels)])
 
         self.decoder = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mults))):
@@ -259,12 +259,22 @@ PRESETS: dict[str, dict] = {
     # Palette's model (guided diffusion's 256x256 U-Net): 552.8 M parameters, 16 attention layers.
     "paper": _PAPER,
     # The paper's attention ablation (docs/paper.md, "Ablation variants"). Local: 552.8 M like the
-    # paper. "none" and "dilated" replace each of the 16 attention layers by a res block
-    # (+208 M): 761.0 M each, against the paper's 603 M and 624 M, whose layouts it does not
-    # give (a res block has 18 C^2 weights where attention has 4 C^2).
+    # paper. The paper gives the other two variants' sizes (603 M, 624 M) but not their layouts;
+    # a res block in place of every one of the 16 attention layers would make 761 M (a res block
+    # has 18 C^2 weights where attention has 4 C^2). These layouts match the sizes within 1 %:
+    # attention is removed everywhere, and res blocks stand at the deepest (8x8) level only,
+    # where a 3x3 convolution's reach matters least against global attention:
+    # - no attention ("2x ResNet blocks"): an extra res block after each encoder and decoder res
+    #   block at 8x8, the middle block two res blocks: 606.3 M (paper 603 M, +0.5 %);
+    # - dilated: a res block with dilation 2 then 4 (increasing; receptive field 13 > 8) after
+    #   each res block at 8x8, the middle block included: 627.2 M (paper 624 M, +0.5 %).
     "paper_local": {**_PAPER, "attention_type": "local"},
-    "paper_no_attention": {**_PAPER, "attention_type": "none"},
-    "paper_dilated": {**_PAPER, "attention_type": "dilated"},
+    "paper_no_attention": {
+        **_PAPER, "attention_type": "none", "attention_resolutions": (8,), "middle_context_block": False,
+    },
+    "paper_dilated": {
+        **_PAPER, "attention_type": "dilated", "attention_resolutions": (8,), "dilation_rates": (2, 4),
+    },
     # The public reproduction's size with its attention bug fixed. Its config asks for attention
     # at 16, but a 4-level U-Net on 256 inputs has feature maps 256/128/64/32 only, so neither a
     # 16x16 map nor a down-sampling factor of 16 exists; the fix puts attention at the deepest,
@@ -309,7 +319,7 @@ PRESETS: dict[str, dict] = {
 _UNET_ARGUMENTS = (
     "in_channels", "out_channels", "base_channels", "channel_mults", "num_res_blocks",
     "attention_resolutions", "image_size", "attention_type", "num_head_channels", "dropout",
-    "noise_embedding", "num_groups", "dilation_rates", "use_checkpoint",
+    "noise_embedding", "num_groups", "dilation_rates", "use_checkpoint", "middle_context_block",
 )  # fmt: skip
 
 
