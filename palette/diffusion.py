@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from palette.sampler_presets import resolve_sampler
+
 NoiseModel = Callable[[Tensor, Tensor], Tensor]
 Generators = torch.Generator | Sequence[torch.Generator] | None
 
@@ -220,6 +222,10 @@ class SamplerConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "SamplerConfig":
+        """From a mapping of field values; a `preset` key (palette.sampler_presets) supplies the
+        values the mapping does not give."""
+        if "preset" in values:
+            values = resolve_sampler(values)
         known = set(cls.__dataclass_fields__)
         unknown = set(values) - known
         if unknown:

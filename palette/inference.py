@@ -17,9 +17,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from palette.data import load_evaluation_mask
-from palette.diffusion import TRAINING_SCHEDULE, SamplerConfig, sample
+from palette.diffusion import INFERENCE_SCHEDULE, SAMPLERS, SamplerConfig, sample
 from palette.distributed import resolve_device
 from palette.imageio import list_images, load_image, save_image, to_tensor
+from palette.sampler_presets import SAMPLER_PRESETS
 
 
 
@@ -129,10 +130,11 @@ def prepare_source(image: torch.Tensor, task: str, mask: torch.Tensor | None) ->
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
+    fast = SAMPLER_PRESETS["fast"]
     group = parser.add_argument_group("sampler")
-    group.add_argument("--sampler", default="dpm_solver_pp", choices=("paper", "ancestral", "ddim", "dpm_solver_pp"),
+    group.add_argument("--sampler", default=fast["name"], choices=SAMPLERS,
                        help="paper = Algorithm 2 with 1000 steps; the others are faster (default: %(default)s)")
-    group.add_argument("--steps", type=int, default=50, help="steps of the fast samplers (default: %(default)s)")
+    group.add_argument("--steps", type=int, default=fast["steps"], help="steps of the fast samplers (default: %(default)s)")
     group.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (default: %(default)s)")
     group.add_argument("--variance", default="paper", choices=("paper", "posterior"))
     group.add_argument("--clip-x0", action=argparse.BooleanOptionalAction, default=None,
@@ -148,11 +150,16 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def sampler_from_arguments(args: argparse.Namespace) -> SamplerConfig:
-    clip_x0 = args.sampler != "paper" if args.clip_x0 is None else args.clip_x0
-    values = dict(name=args.sampler, eta=args.eta, variance=args.variance, clip_x0=clip_x0)
-    if args.sampler != "paper":
-        values["steps"] = args.steps
-        if args.noise_range == "training":
-            values.update(beta_start=TRAINING_SCHEDULE.beta_start, beta_end=TRAINING_SCHEDULE.beta_end,
-                          schedule_steps=TRAINING_SCHEDULE.num_steps)
+    """The `paper` preset, or the `fast` one with the command line's overrides
+    (palette.sampler_presets)."""
+    if args.sampler == "paper":
+        values = {"preset": "paper", "variance": args.variance, "clip_x0": bool(args.clip_x0)}
+    else:
+        values = {"preset": "fast", "name": args.sampler, "steps": args.steps, "eta": args.eta,
+                  "variance": args.variance}
+        if args.clip_x0 is not None:
+            values["clip_x0"] = args.clip_x0
+        if args.noise_range == "inference":
+            values.update(beta_start=INFERENCE_SCHEDULE.beta_start, beta_end=INFERENCE_SCHEDULE.beta_end,
+                          schedule_steps=INFERENCE_SCHEDULE.num_steps)
     return SamplerConfig.from_dict(values)

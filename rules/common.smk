@@ -12,6 +12,7 @@ import yaml
 from snakemake.utils import validate
 
 from palette.config import schema as train_schema, work_key
+from palette.sampler_presets import resolve_sampler
 from palette.tasks import EVALUATION_TASKS
 from palette.workflow_data import PLACES365_ARCHIVES
 
@@ -21,7 +22,9 @@ RESULTS = config["results_dir"].rstrip("/")
 WORK = config["work_dir"].rstrip("/")
 DATASET = config["dataset"]
 EXPERIMENTS = config["experiments"]
-SAMPLERS = config["samplers"]
+# Each sampler entry merged over its preset (palette.sampler_presets), so every job and the
+# report see the complete settings.
+SAMPLERS = {name: resolve_sampler(entry) for name, entry in config["samplers"].items()}
 SAMPLING = config["sampling"]
 EVALUATION = config["evaluation"]
 

@@ -272,3 +272,19 @@ def test_sampler_config_validation_and_round_trip():
     torch.testing.assert_close(log_snr.diff(), torch.full((24,), (log_snr[-1] - log_snr[0]).item() / 24, dtype=torch.float64))
     index_spaced = D.SamplerConfig(name="ancestral", steps=4, spacing="index").gammas()
     torch.testing.assert_close(index_spaced[:-1], D.INFERENCE_SCHEDULE.gammas()[[999, 666, 333, 0]])
+
+
+def test_sampler_presets_are_the_paper_sampler_and_the_fast_default():
+    from palette.sampler_presets import SAMPLER_PRESETS, TRAINING_NOISE_RANGE
+
+    assert D.SamplerConfig.from_dict({"preset": "paper"}) == D.SamplerConfig()
+    fast = D.SamplerConfig.from_dict({"preset": "fast"})
+    assert (fast.name, fast.steps, fast.clip_x0) == ("dpm_solver_pp", 50, True)
+    assert TRAINING_NOISE_RANGE == {"beta_start": D.TRAINING_SCHEDULE.beta_start,
+                                    "beta_end": D.TRAINING_SCHEDULE.beta_end,
+                                    "schedule_steps": D.TRAINING_SCHEDULE.num_steps}
+    overridden = D.SamplerConfig.from_dict({"preset": "fast", "name": "ddim", "steps": 7})
+    assert (overridden.name, overridden.steps, overridden.clip_x0, overridden.beta_end) == ("ddim", 7, True, 0.01)
+    assert set(SAMPLER_PRESETS) == {"paper", "fast"}
+    with pytest.raises(ValueError, match="unknown sampler preset 'quick'"):
+        D.SamplerConfig.from_dict({"preset": "quick"})

@@ -54,3 +54,17 @@ def test_infer_restores_one_image_and_rejects_bad_input(checkpoint, tmp_path, ca
     args[args.index(str(tmp_path / "photo.png"))] = str(tmp_path / "broken.png")
     assert main(args + ["--task", "jpeg", "--output", str(tmp_path / "x.png")]) == 2
     assert "broken.png" in capsys.readouterr().err
+
+
+def test_cli_sampler_defaults_are_the_fast_preset():
+    import argparse
+
+    from palette.diffusion import SamplerConfig
+    from palette.inference import add_sampler_arguments, sampler_from_arguments
+
+    parser = argparse.ArgumentParser()
+    add_sampler_arguments(parser)
+    assert sampler_from_arguments(parser.parse_args([])) == SamplerConfig.from_dict({"preset": "fast"})
+    assert sampler_from_arguments(parser.parse_args(["--sampler", "paper"])) == SamplerConfig()
+    inference_range = sampler_from_arguments(parser.parse_args(["--noise-range", "inference", "--no-clip-x0"]))
+    assert (inference_range.beta_end, inference_range.clip_x0) == (0.09, False)

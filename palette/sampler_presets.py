@@ -1,0 +1,32 @@
+"""The named sampler settings users choose between, defined once for the `palette` command, the
+workflow and the tests. Torch-free, so the Snakefile can read them (docs/snakemake.md).
+
+- "paper": Algorithm 2 over all 1000 steps of the inference schedule (linear beta 1e-4..0.09),
+  variance 1 - alpha_t, no clipping (docs/paper.md, "Diffusion").
+- "fast": DPM-Solver++(2M) in 50 steps, x0 clipped to [-1, 1], noise levels taken from the
+  training schedule's range (gamma 4.4e-5..1, what the network has seen) instead of the inference
+  schedule's (down to 7e-21, which briefly trained networks cannot denoise). The `palette`
+  command's default; a named departure from the paper.
+
+A workflow sampler entry (config `samplers.NAME`) or a `SamplerConfig.from_dict` mapping may name
+a `preset`; its own keys override the preset's.
+"""
+
+from __future__ import annotations
+
+# The paper's training schedule (palette.diffusion.TRAINING_SCHEDULE; a test keeps them equal).
+TRAINING_NOISE_RANGE = {"beta_start": 1e-6, "beta_end": 0.01, "schedule_steps": 2000}
+
+SAMPLER_PRESETS: dict[str, dict] = {
+    "paper": {"name": "paper", "steps": 1000},
+    "fast": {"name": "dpm_solver_pp", "steps": 50, "clip_x0": True, **TRAINING_NOISE_RANGE},
+}
+
+
+def resolve_sampler(values: dict) -> dict:
+    """`values` merged over its `preset` (the paper's sampler when it names none)."""
+    values = dict(values)
+    preset = values.pop("preset", "paper")
+    if preset not in SAMPLER_PRESETS:
+        raise ValueError(f"unknown sampler preset {preset!r}; choose one of {', '.join(SAMPLER_PRESETS)}")
+    return {**SAMPLER_PRESETS[preset], **values}
