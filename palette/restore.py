@@ -6,9 +6,10 @@ to use it on such a photo, all at the photo's own resolution (`--full-resolution
 - **Inpainting windows.** The holes of the mask (its connected components) each get a window of
   the model's size centred on them; holes whose windows overlap are merged into one region. A
   region larger than the window is covered by a grid of windows at half-window stride, filled
-  one after the other, so each later window sees the pixels filled before it as known context
-  (the model only ever sees windows of the size it was trained on). Only masked pixels are
-  pasted back, so every pixel outside the mask is bit-identical to the input.
+  in order, so each later window sees the pixels filled before it as known context (the model
+  only ever sees windows of the size it was trained on). Windows that overlap no earlier
+  unfilled window share a batch; the result is that of filling them one by one. Only masked
+  pixels are pasted back, so every pixel outside the mask is bit-identical to the input.
 - **Panoramas** (the paper's Figure 1 / uncropping figures): `--extend right --times N` repeats
   the uncropping step: the last half-window of the current image is the known half of a new
   window, the model generates the other half, which is appended. The image is first resized so
@@ -115,31 +116,40 @@ def region_windows(region: Box, shape: tuple[int, int], window: int) -> list[Box
     return [Box(top, left, height, width) for top in rows for left in columns]
 
 
+def _hull(windows: list[Box]) -> Box:
+    """The rectangle a region's windows cover (they tile it without gaps: stride <= half a window)."""
+    hull = windows[0]
+    for box in windows[1:]:
+        hull = hull.union(box)
+    return hull
+
+
 def hole_regions(mask: np.ndarray, window: int) -> list[tuple[Box, list[Box]]]:
     """Group the holes of `mask` (bool [H, W], True = missing) into regions with their windows.
 
-    Each connected component (8-connectivity) starts as its own region; two regions whose windows
-    overlap are merged (their bounding boxes joined, their windows recomputed) until no windows
-    of different regions overlap, so the regions can be filled independently and in one batch.
+    Each connected component (8-connectivity) starts as its own region; regions whose windows
+    overlap (or touch) are merged, their bounding boxes joined and their windows recomputed, until
+    no windows of different regions overlap: the regions can then be filled independently, in one
+    batch per round. Overlaps are found by painting the windows' rectangles and labelling them,
+    linear in the pixel count however many specks a mask has.
     """
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     regions = [Box(int(stats[i, cv2.CC_STAT_TOP]), int(stats[i, cv2.CC_STAT_LEFT]),
                    int(stats[i, cv2.CC_STAT_HEIGHT]), int(stats[i, cv2.CC_STAT_WIDTH])) for i in range(1, count)]
-    regions = [(region, region_windows(region, mask.shape, window)) for region in regions]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(regions)):
-            for j in range(i + 1, len(regions)):
-                if any(a.overlaps(b) for a in regions[i][1] for b in regions[j][1]):
-                    union = regions[i][0].union(regions[j][0])
-                    regions[i] = (union, region_windows(union, mask.shape, window))
-                    del regions[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return regions
+    while regions:
+        hulls = [_hull(region_windows(region, mask.shape, window)) for region in regions]
+        canvas = np.zeros(mask.shape, np.uint8)
+        for hull in hulls:
+            canvas[hull.slices] = 1
+        group_count, groups = cv2.connectedComponents(canvas, connectivity=4)
+        if group_count - 1 == len(regions):
+            break
+        merged: dict[int, Box] = {}
+        for region, hull in zip(regions, hulls):
+            group = int(groups[hull.top, hull.left])
+            merged[group] = merged[group].union(region) if group in merged else region
+        regions = list(merged.values())
+    return [(region, region_windows(region, mask.shape, window)) for region in regions]
 
 
 def tile_boxes(shape: tuple[int, int], window: int, overlap: int) -> list[Box]:
@@ -190,11 +200,16 @@ def inpaint_windows(image: np.ndarray, mask: np.ndarray, restorer: Restorer, win
     if mask.shape != image.shape[:2]:
         raise ValueError(f"mask is {mask.shape} but the image is {image.shape[:2]}")
     canvas, remaining = image.copy(), mask.astype(bool).copy()
-    regions = hole_regions(remaining, window)
-    rounds = max((len(windows) for _, windows in regions), default=0)
-    for round_index in tqdm(range(rounds), desc="windows", disable=not progress, leave=False):
-        # Windows of different regions never overlap: one batch per round.
-        boxes = [windows[round_index] for _, windows in regions if round_index < len(windows)]
+    pending = [box for _, windows in hole_regions(remaining, window) for box in windows]
+    bar = tqdm(total=len(pending), desc="windows", disable=not progress, leave=False)
+    while pending:
+        # Fill windows in their order, batching every window that overlaps no earlier unfilled one:
+        # the result is that of filling them one by one, however they are batched.
+        boxes, waiting = [], []
+        for box in pending:
+            (waiting if any(box.overlaps(other) for other in boxes + waiting) else boxes).append(box)
+        pending = waiting
+        bar.update(len(boxes))
         boxes = [box for box in boxes if remaining[box.slices].any()]
         if not boxes:
             continue
@@ -210,6 +225,7 @@ def inpaint_windows(image: np.ndarray, mask: np.ndarray, restorer: Restorer, win
             fill = remaining[box.slices]
             canvas[box.slices][fill] = to_uint8(output)[fill]
             remaining[box.slices] = False
+    bar.close()
     return canvas
 
 
@@ -239,7 +255,10 @@ def fit_across(image: np.ndarray, direction: str, window: int) -> np.ndarray:
     if across == window:
         return image
     scale = window / across
-    size = (window, max(1, round(width * scale))) if direction in ("left", "right") else (max(1, round(height * scale)), window)
+    if direction in ("left", "right"):
+        size = (window, max(1, round(width * scale)))
+    else:
+        size = (max(1, round(height * scale)), window)
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     return cv2.resize(image, (size[1], size[0]), interpolation=interpolation)
 
@@ -313,7 +332,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="panorama: grow the image towards this side by repeated uncropping (an uncropping model)")
     group.add_argument("--times", type=int, default=1,
                        help="with --extend: how many uncropping steps of half a window each (default: %(default)s)")
-    group.add_argument("--batch-size", type=int, default=8, help="crops or images per forward pass (default: %(default)s)")
+    group.add_argument("--batch-size", type=int, default=8,
+                       help="crops or images per forward pass (default: %(default)s)")
 
 
 def wanted(args: argparse.Namespace) -> bool:
@@ -334,7 +354,8 @@ def _find_mask(mask_dir: Path, relative: Path) -> Path:
         candidate = mask_dir / relative.with_suffix(suffix)
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"no mask for {relative} in {mask_dir} (expected {mask_dir / relative.with_suffix('.png')})")
+    expected = mask_dir / relative.with_suffix(".png")
+    raise FileNotFoundError(f"no mask for {relative} in {mask_dir} (expected {expected})")
 
 
 def sample_paths(output: Path, samples: int) -> tuple[Path, ...]:

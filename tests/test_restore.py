@@ -10,7 +10,7 @@ import torch
 
 from palette.cli import main
 from palette.data import demo_photo_paths
-from palette.imageio import load_image, save_image
+from palette.imageio import load_image, save_image, to_tensor, to_uint8
 from palette.restore import Box, extend, hole_regions, inpaint_windows, restore_tiles, tile_boxes
 from palette.restore import _generator as tile_generator
 from palette.train import train
@@ -120,6 +120,37 @@ def test_window_inpainting_fills_every_hole_and_keeps_every_other_pixel():
         assert (source * crop_mask == 0).all()  # the model never sees the pixels it must fill
 
 
+def context_restorer(calls):
+    """Output = the mean of the crop's known pixels plus the crop's own noise: depends on the context."""
+
+    def run(source, mask, generators):
+        calls.append(len(generators))
+        known = (1 - mask)
+        mean = (source * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp(min=1)
+        noise = torch.stack([torch.randn(source.shape[1:], generator=g) for g in generators])
+        return (mean + 0.3 * noise).clamp(-1, 1)
+
+    return run
+
+
+def test_batched_windows_give_the_result_of_filling_them_one_by_one():
+    image, mask = photo(128, 192), holes(128, 192)
+    calls = []
+    batched = inpaint_windows(image, mask, context_restorer(calls), WINDOW, seed=5)
+    assert max(calls) > 1 and len(calls) < sum(calls)  # windows were batched
+    expected, remaining = image.copy(), mask.copy()
+    for box in [w for _, ws in hole_regions(mask, WINDOW) for w in ws]:
+        fill = remaining[box.slices].copy()
+        if not fill.any():
+            continue
+        crop_mask = torch.from_numpy(fill).float()[None, None]
+        source = to_tensor(expected[box.slices])[None] * (1 - crop_mask)
+        output = context_restorer([])(source, crop_mask, [tile_generator(5, 0, "image", f"{box.top},{box.left}")])
+        expected[box.slices][fill] = to_uint8(output[0])[fill]
+        remaining[box.slices] = False
+    assert np.array_equal(batched, expected)
+
+
 def test_large_photo_inpainting_through_the_cli_leaves_unmasked_pixels_bit_identical(checkpoint, tmp_path):
     image, mask = photo(128, 192), holes(128, 192)
     save_image(tmp_path / "photo.png", image)
@@ -195,7 +226,8 @@ def test_tiles_blend_without_a_visible_seam_on_a_flat_image():
     hard = flat.clone()
     for box in boxes:
         crop = flat[(slice(None), *box.slices)][None]
-        hard[(slice(None), *box.slices)] = offset_restorer(amplitude)(crop, None, [tile_generator(3, 0, "image", f"{box.top},{box.left}")])[0]
+        generator = tile_generator(3, 0, "image", f"{box.top},{box.left}")
+        hard[(slice(None), *box.slices)] = offset_restorer(amplitude)(crop, None, [generator])[0]
     hard_jump = max((hard[..., x] - hard[..., x - 1]).abs().max() for x in seams_x)
     assert hard_jump > 4 * limit
     assert seams_y and seams_x
@@ -237,8 +269,8 @@ def test_folder_inference_resumes(checkpoint, tmp_path, capsys):
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert written == ["a.png", "b.png", "sub/c.png"]
     first = {name: load_image(out / name) for name in written}
-    single = ["infer", "--checkpoint", str(checkpoint), "--image", str(images / "a.png"), "--mask", str(masks / "a.png"),
-              "--steps", "2", "--output", str(tmp_path / "single.png")]
+    single = ["infer", "--checkpoint", str(checkpoint), "--image", str(images / "a.png"),
+              "--mask", str(masks / "a.png"), "--steps", "2", "--output", str(tmp_path / "single.png")]
     assert main(single) == 0  # a folder's output is the one-image run's output
     assert np.array_equal(load_image(tmp_path / "single.png"), first["a.png"])
     stamps = {name: (out / name).stat().st_mtime_ns for name in written}
