@@ -371,6 +371,10 @@ def plan_jobs(image: str | Path, output: str | Path, mask: str | Path | None, sa
     same relative names (any image suffix). Everything is checked before any work starts."""
     image, output = Path(image), Path(output)
     if not image.is_dir():
+        if output.suffix.lower() != ".png":
+            raise ValueError(f"--output {output}: restored images are written as PNG; name it NAME.png")
+        if output.resolve() == image.resolve():
+            raise ValueError(f"--output {output} is the input image: choose another name")
         return [Job(image, Path(mask) if mask else None, sample_paths(output, samples), image.stem)]
     if output.resolve() == image.resolve() or image.resolve() in output.resolve().parents:
         raise ValueError(f"--output {output} is inside the input folder {image}: outputs would be read as inputs")

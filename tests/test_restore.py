@@ -11,7 +11,7 @@ import torch
 from palette.cli import main
 from palette.data import demo_photo_paths
 from palette.imageio import load_image, save_image, to_tensor, to_uint8
-from palette.restore import Box, extend, hole_regions, inpaint_windows, restore_tiles, tile_boxes
+from palette.restore import Box, extend, fit_across, hole_regions, inpaint_windows, restore_tiles, tile_boxes
 from palette.restore import _generator as tile_generator
 from palette.train import train
 
@@ -197,13 +197,17 @@ def test_panorama_through_the_cli(checkpoint, tmp_path):
                  "uncropping", "--extend", "right", "--times", "2", "--steps", "2", "--output", str(out)]) == 0
     result = load_image(out)
     assert result.shape == (WINDOW, 27 + 2 * WINDOW // 2, 3)
+    assert np.array_equal(result[:, :27], fit_across(image, "right", WINDOW))  # the original part is unchanged
 
 
-def test_panorama_refuses_a_model_that_does_not_uncrop(checkpoint, tmp_path, capsys):
+def test_panorama_refuses_a_model_that_does_not_uncrop_and_outputs_are_png(checkpoint, tmp_path, capsys):
     save_image(tmp_path / "photo.png", photo(32, 32))
     assert main(["infer", "--checkpoint", str(checkpoint), "--image", str(tmp_path / "photo.png"),
                  "--extend", "left", "--output", str(tmp_path / "o.png")]) == 2
     assert "uncropping model" in capsys.readouterr().err
+    assert main(["infer", "--checkpoint", str(checkpoint), "--image", str(tmp_path / "photo.png"), "--task", "jpeg",
+                 "--full-resolution", "--output", str(tmp_path / "o.jpg")]) == 2
+    assert "written as PNG" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------
