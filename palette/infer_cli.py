@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from palette import restore as restore_photos
 from palette.inference import (INPUT_TASKS, add_sampler_arguments, image_generator, prepare_source, resolve_device,
                                restore, sampler_from_arguments)
 
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "for the attention-free variants)")
     parser.add_argument("--samples", type=int, default=1, help="write N samples: OUTPUT_0.png ... (default: one, OUTPUT)")
     add_sampler_arguments(parser)
+    restore_photos.add_arguments(parser)
 
 
 def resize_short_side(image: torch.Tensor, mask: torch.Tensor | None, size: int):
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from palette.checkpoint import load_model
     from palette.imageio import load_image, load_mask, save_image, to_tensor
 
+    if restore_photos.wanted(args):  # folders, --full-resolution, --extend
+        return restore_photos.run(args)
     device = resolve_device(args.device)
     model, config = load_model(args.checkpoint, device)
     task = args.task or config.task
