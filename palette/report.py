@@ -33,6 +33,7 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from palette.imageio import numbered_sample_folders, read_rgb  # noqa: E402
+from palette.verdict import reproduction_verdicts  # noqa: E402
 
 # The paper's headline metrics and the keys under which palette.metrics reports them.
 PAPER_METRICS = {"FID": "fid", "IS": "is", "CA": "ca", "PD": "pd", "LPIPS diversity": "lpips_diversity"}
@@ -584,6 +585,7 @@ def build_report(
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "dataset": dataset,
         "paper_tables": paper_tables(experiments, metrics, shown, dataset.get("kind", "imagenet")),
+        "verdicts": reproduction_verdicts(experiments, runs, metric_paths, samplers, results_dir),
         "experiments": per_experiment,
         "samplers": samplers,
         "sweep": sweep,
