@@ -208,4 +208,4 @@ def test_report_section_renders_the_verdict_table(tmp_path):
     assert 'id="reproduce"' in html and "Does it reproduce?" in html
     section = html.split('id="reproduce"')[1].split("<h2")[0]
     assert "<table" in section and "Palette has lower FID than regression" in section
-    assert "holds" in section and "not measured" in section and "95 %" in section
+    assert 'verdict-holds">holds<' in section and "not measured" in section and "95 %" in section
