@@ -14,7 +14,9 @@ A verdict reads the interval against the claim:
   *contradicted* when it lies wholly on the other side, *inconclusive* when it contains zero;
 - closeness ("A is close to B"): a margin `CLOSE_MARGIN` times B's value (10 %) stated in the
   claim; *holds* when the whole interval lies within it, *contradicted* when wholly outside,
-  *inconclusive* when it straddles the margin's edge;
+  *inconclusive* when it straddles the margin's edge, or when an FID side is below the paper's
+  image count (`fid_comparable` false): such an FID is mostly small-sample bias, and 10 % of it
+  would call anything close;
 - *inconclusive* as well with fewer than `MIN_IMAGES` images, or when a side was not measured
   (its run is not in the configuration, or its file or key is missing), with the reason.
 
@@ -333,14 +335,28 @@ def evaluate_claim(claim: Claim, statistics: Statistics, seed: int = SEED, sampl
     difference, lower, upper = bootstrap_difference(statistic_a, statistic_b, statistic_a.n, statistic_b.n, paired=paired, samples=samples, seed=claim_seed(claim.id, seed))
     row.update(difference=difference, lower=lower, upper=upper, paired=paired)
     margin = CLOSE_MARGIN * abs(row["b_value"]) if claim.kind != "better" else None
+    small_fid = [side for side in (claim.a, claim.b) if claim.metric == "fid" and not fid_comparable(side)]
     if min(statistic_a.n, statistic_b.n) < MIN_IMAGES:
         row.update(verdict="inconclusive", reason=f"too few images (n = {min(statistic_a.n, statistic_b.n)} < {MIN_IMAGES})")
+    elif margin is not None and small_fid:
+        # A margin of 10 % of an FID that is mostly small-sample bias would be wide enough to call
+        # anything "close"; a direction still shows (both sides carry about the same bias).
+        row.update(verdict="inconclusive", reason=f"FID on {small_fid[0].load()[0]['names'].shape[0]} images is mostly small-sample bias (below the paper's image count), "
+                   f"so a margin of {CLOSE_MARGIN:.0%} of it means nothing")
     else:
         verdict, reason = decide(claim.kind, better_sign, lower, upper, margin)
         row.update(verdict=verdict, reason=reason)
     if not paired:
         row["note"] = (row["note"] + " " if row["note"] else "") + "Unpaired resampling: the two sides were evaluated on different images."
     return row
+
+
+def fid_comparable(side: Side) -> bool:
+    """The metrics JSON's `fid_comparable` (its n reaches the paper's count for the table); without
+    that key, whether n reaches Inception's 2048 features (below it the covariance is singular)."""
+    data, values = side.load()
+    flag = values.get("fid_comparable")
+    return bool(flag) if isinstance(flag, bool) else len(data["names"]) >= 2048
 
 
 class Runs:

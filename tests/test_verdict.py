@@ -209,3 +209,26 @@ def test_report_section_renders_the_verdict_table(tmp_path):
     section = html.split('id="reproduce"')[1].split("<h2")[0]
     assert "<table" in section and "Palette has lower FID than regression" in section
     assert 'verdict-holds">holds<' in section and "not measured" in section and "95 %" in section
+
+
+def test_closeness_of_small_sample_fid_is_inconclusive(tmp_path):
+    """10 % of an FID that is mostly small-sample bias is no margin: only comparable FIDs count."""
+    rng = np.random.default_rng(9)
+    dim, n = 32, 40
+    reference_path = tmp_path / "reference.npz"
+    reference_features = rng.normal(size=(400, dim))
+    np.savez(reference_path, mu=reference_features.mean(0), sigma=np.cov(reference_features.T), count=400, name="ref")
+    names = [f"{i}" for i in range(n)]
+    features = rng.normal(size=(n, dim))
+    rows = {}
+    for comparable in (False, True):
+        sides = []
+        for label, shift in (("A", 0.0), ("B", 0.01)):
+            path = write_run(tmp_path / f"{comparable}" / f"{label}.json", names, reference_path, pool3=features + shift)
+            values = json.loads(Path(path).read_text())
+            values["fid_comparable"] = comparable
+            Path(path).write_text(json.dumps(values))
+            sides.append(Side(label, path))
+        rows[comparable] = evaluate_claim(Claim("f", "A close to B", "fid", "close", *sides, ""), Statistics())
+    assert rows[False]["verdict"] == "inconclusive" and "small-sample bias" in rows[False]["reason"]
+    assert rows[True]["verdict"] == "holds"
