@@ -280,7 +280,10 @@ class Statistics:
             reference = self.reference(side)
             cache_key = (side.metrics_path, reference.path, None if order is None else tuple(order))
             if cache_key not in self._fids:
-                self._fids[cache_key] = ResampledFid(values, reference)
+                try:
+                    self._fids[cache_key] = ResampledFid(values, reference)
+                except ValueError as error:
+                    raise ValueError(f"{Path(side.metrics_path).with_suffix('.npz')} against {reference.path}: {error}") from None
             return self._fids[cache_key]
         if metric == "is":
             return ResampledInceptionScore(values)
