@@ -5,6 +5,8 @@ The workflow's report rules call these functions:
 - `plot_training_curves`, `plot_quality_vs_steps`, `plot_samples` draw the figures (PNG) that
   both `results/report.html` and `snakemake --report` show;
 - `paper_tables` lines this run's numbers up with the paper's (docs/paper.md, "Target numbers");
+- `palette.verdict` writes the "Does it reproduce?" section: the paper's findings as comparisons
+  with bootstrap intervals and verdicts;
 - `render_report` writes the HTML page from `templates/report.html.j2`, with every image
   embedded as a base64 data URI so that the file reads offline and can be mailed around.
 
@@ -33,6 +35,7 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from palette.imageio import numbered_sample_folders, read_rgb  # noqa: E402
+from palette.verdict import reproduction_verdicts  # noqa: E402
 
 # The paper's headline metrics and the keys under which palette.metrics reports them.
 PAPER_METRICS = {"FID": "fid", "IS": "is", "CA": "ca", "PD": "pd", "LPIPS diversity": "lpips_diversity"}
@@ -549,6 +552,7 @@ def build_report(
     benchmarks_dir: str | Path,
     config_hash: str,
     benchmark_paths: list | None = None,
+    verdict_settings: dict | None = None,
 ) -> Path:
     """Assemble everything the page shows and render it."""
     results_dir = Path(results_dir)
@@ -584,6 +588,7 @@ def build_report(
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "dataset": dataset,
         "paper_tables": paper_tables(experiments, metrics, shown, dataset.get("kind", "imagenet")),
+        "verdicts": reproduction_verdicts(experiments, runs, metric_paths, samplers, results_dir, **(verdict_settings or {})),
         "experiments": per_experiment,
         "samplers": samplers,
         "sweep": sweep,

@@ -14,6 +14,7 @@ from snakemake.utils import validate
 from palette.config import schema as train_schema, work_key
 from palette.sampler_presets import resolve_sampler
 from palette.tasks import EVALUATION_TASKS
+from palette.verdict import GROUND_TRUTH_NUMBERS
 from palette.workflow_data import PLACES365_ARCHIVES
 
 validate(config, "../config/schema.yaml")
@@ -228,3 +229,19 @@ def benchmark_files():
             for e, t, s in evaluation_runs()
         ]
     return files
+
+
+def per_image_files():
+    """What the "Does it reproduce?" section resamples (palette.verdict): the per-image values
+    beside every metrics JSON, and the ground-truth rows of the tasks it compares with them.
+    Only paths the workflow can make are listed; without them the section says "not measured".
+    """
+    paths = [f"{RESULTS}/metrics/{e}/{t}/{s}.npz" for e, t, s in evaluation_runs()]
+    paths += [
+        f"{RESULTS}/metrics/ground_truth/{task}.npz"
+        for task in used_tasks()
+        if task in GROUND_TRUTH_NUMBERS
+    ]
+    return [
+        path for path in paths if any(job.is_producer(path) for job in workflow.rules)
+    ]

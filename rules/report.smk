@@ -1,6 +1,7 @@
 """Report: figures (also shown by `snakemake --report`, with captions) and the self-contained
 results/report.html: the paper's tables with the paper's numbers beside ours, sample grids,
-diversity strips, training curves, the quality-vs-steps sweep and the run's metadata."""
+diversity strips, training curves, the quality-vs-steps sweep, the "Does it reproduce?" verdicts
+and the run's metadata."""
 
 
 rule plot_training_curves:
@@ -90,6 +91,7 @@ rule html_report:
             else []
         ),
         sample_figures=sample_figure_files(),
+        per_image=lambda wildcards: per_image_files(),
     output:
         report(
             f"{RESULTS}/report.html",
@@ -111,5 +113,10 @@ rule html_report:
         results_dir=lambda wildcards, output: str(Path(output[0]).parent),
         benchmarks_dir=f"{RESULTS}/benchmarks",
         benchmarks=benchmark_files(),
+        verdict_settings={
+            "seed": config["seed"],
+            "samples": config["report"]["bootstrap_samples"],
+            "fid_samples": config["report"]["fid_bootstrap_samples"],
+        },
     script:
         "../scripts/html_report.py"

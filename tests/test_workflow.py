@@ -184,6 +184,9 @@ def test_tiny_dag_end_to_end(tmp_path):
     assert html.count("data:image/png;base64,") >= 1 + 2 + 1 + 2  # curves, sweep, grids and strips
     assert not re.search(r"""(src|href)=["']https?://""", html)
     assert "17.89" in html  # the paper's colorization regression FID, beside our row
+    # the "Does it reproduce?" table; at 4 images per task every verdict is inconclusive
+    verdicts = html.split('id="reproduce"')[1].split("<h2")[0]
+    assert "<table" in verdicts and "Palette has lower FID than regression" in verdicts and "verdict-holds" not in verdicts
     assert "colorization_regression" in html and "Wall time per stage" in html
     for stage in ("train", "sample", "evaluate"):
         assert f">{stage}<" in html

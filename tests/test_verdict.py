@@ -1,0 +1,234 @@
+"""The "Does it reproduce?" section: exact resampled FID, the bootstrap, verdicts, the rendered table."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from palette import verdict
+from palette.verdict import (
+    Claim,
+    ReferenceStatistics,
+    ResampledFid,
+    ResampledInceptionScore,
+    ResampledMean,
+    Side,
+    Statistics,
+    bootstrap_difference,
+    decide,
+    evaluate_claim,
+)
+
+
+def random_reference(rng, dim):
+    basis = rng.normal(size=(dim, min(dim, 128)))
+    sigma = basis @ basis.T / basis.shape[1] + 0.05 * np.eye(dim)
+    return ReferenceStatistics(rng.normal(size=dim) * 0.1, sigma)
+
+
+def resample_weights(rng, n):
+    return np.bincount(rng.integers(0, n, n), minlength=n)
+
+
+@pytest.mark.parametrize("n", [12, 40, 300])  # Gram path (n <= dim) and the dim x dim path (n > dim)
+def test_resampled_fid_equals_the_direct_formula(n):
+    from palette.metrics.fid import frechet_distance
+
+    rng = np.random.default_rng(n)
+    dim = 256
+    reference = random_reference(rng, dim)
+    features = rng.normal(size=(n, dim)) + rng.normal(size=dim)
+    fid = ResampledFid(features, reference)
+    for weights in (None, resample_weights(rng, n), resample_weights(rng, n)):
+        w = np.ones(n) if weights is None else weights
+        mean = w @ features / n
+        covariance = np.cov(features.T, fweights=w)
+        direct = frechet_distance(mean, covariance, reference.mu, reference.sigma)
+        assert fid(weights) == pytest.approx(direct, rel=1e-7, abs=1e-7)
+
+
+def test_resampled_fid_at_2048_features_equals_the_2048_square_formula():
+    """At Inception's width: the n x n Gram eigenproblem against tr sqrt(R Sigma R) on 2048 x 2048."""
+    rng = np.random.default_rng(7)
+    dim, n = 2048, 24
+    reference = random_reference(rng, dim)
+    features = np.abs(rng.normal(size=(n, dim))).astype(np.float32)
+    weights = resample_weights(rng, n)
+    x = features.astype(np.float64)
+    mean = weights @ x / n
+    covariance = np.cov(x.T, fweights=weights)
+    root = reference.sqrt
+    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh(root @ covariance @ root), 0, None)).sum()
+    diff = mean - reference.mu
+    direct = diff @ diff + np.trace(covariance) + np.trace(reference.sigma) - 2 * trace_sqrt
+    # The 2048-square form's ~2000 zero eigenvalues come out as round-off (~1e-12) whose square
+    # roots add ~1e-4 to its trace term; the Gram form has none of them.
+    assert ResampledFid(features, reference)(weights) == pytest.approx(direct, rel=1e-6)
+
+
+def test_inception_score_and_mean_of_weights():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(20), size=30)
+    score = ResampledInceptionScore(p)
+    marginal = p.mean(0)
+    expected = np.exp(np.mean(np.sum(p * (np.log(p) - np.log(marginal)), axis=1)))
+    assert score() == pytest.approx(expected)
+    weights = resample_weights(rng, 30)
+    repeated = np.repeat(p, weights, axis=0)
+    expected = np.exp(np.mean(np.sum(repeated * (np.log(repeated) - np.log(repeated.mean(0))), axis=1)))
+    assert score(weights) == pytest.approx(expected)
+    values = rng.normal(size=30)
+    assert ResampledMean(values)(weights) == pytest.approx(np.repeat(values, weights).mean())
+
+
+def test_bootstrap_is_deterministic_under_a_seed():
+    rng = np.random.default_rng(1)
+    a, b = ResampledMean(rng.normal(size=50)), ResampledMean(rng.normal(size=50))
+    first = bootstrap_difference(a, b, 50, 50, paired=True, samples=300, seed=11)
+    assert first == bootstrap_difference(a, b, 50, 50, paired=True, samples=300, seed=11)
+    assert first[1:] != bootstrap_difference(a, b, 50, 50, paired=True, samples=300, seed=12)[1:]
+    assert first[1] < first[0] < first[2]
+
+
+def test_decide():
+    assert decide("better", 1, 0.5, 2.0)[0] == "holds"
+    assert decide("better", 1, -2.0, -0.5)[0] == "contradicted"
+    assert decide("better", -1, -2.0, -0.5)[0] == "holds"  # lower FID is better
+    assert decide("better", -1, -0.5, 0.5) == ("inconclusive", "the interval contains zero")
+    assert decide("close", -1, -3.0, 0.9, margin=1.0)[0] == "holds"
+    assert decide("close", -1, 1.5, 3.0, margin=1.0)[0] == "contradicted"
+    assert decide("close", -1, 0.5, 1.5, margin=1.0)[0] == "inconclusive"
+    assert decide("close", 1, -0.9, 2.0, margin=1.0)[0] == "holds"  # higher is better: worse = negative
+    assert decide("similar", -1, -0.5, 0.5, margin=1.0)[0] == "holds"
+    assert decide("similar", -1, -3.0, -1.5, margin=1.0)[0] == "contradicted"
+    assert decide("similar", -1, 0.5, 1.5, margin=1.0)[0] == "inconclusive"
+
+
+def write_run(path: Path, names, reference=None, **arrays):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = {"n_images": len(names)}
+    if reference:
+        values["fid_reference"] = {"name": Path(reference).stem, "path": str(reference), "count": 100}
+    path.write_text(json.dumps(values))
+    np.savez(path.with_suffix(".npz"), names=np.array(names), **arrays)
+    return str(path)
+
+
+def psnr_claim(tmp_path, a_values, b_values, names_b=None):
+    names = [f"{i:04d}" for i in range(len(a_values))]
+    a = write_run(tmp_path / "a.json", names, psnr=np.asarray(a_values, float))
+    b = write_run(tmp_path / "b.json", names_b or names, psnr=np.asarray(b_values, float))
+    claim = Claim("finding", "A has higher PSNR than B", "psnr", "better", Side("A", a), Side("B", b), "paper")
+    return evaluate_claim(claim, Statistics())
+
+
+def test_verdicts_on_synthetic_per_image_values(tmp_path):
+    rng = np.random.default_rng(3)
+    base = rng.normal(25, 3, size=40)
+    win = psnr_claim(tmp_path / "win", base + 2 + rng.normal(0, 0.5, 40), base)
+    assert win["verdict"] == "holds" and win["lower"] > 0 and win["paired"]
+    loss = psnr_claim(tmp_path / "loss", base - 2 + rng.normal(0, 0.5, 40), base)
+    assert loss["verdict"] == "contradicted" and loss["upper"] < 0
+    overlap = psnr_claim(tmp_path / "overlap", base + rng.normal(0, 2, 40), base)
+    assert overlap["verdict"] == "inconclusive" and overlap["lower"] < 0 < overlap["upper"]
+    few = psnr_claim(tmp_path / "few", base[:5] + 5, base[:5])
+    assert few["verdict"] == "inconclusive" and few["reason"].startswith("too few images")
+    # the same images in another order are re-aligned and still paired
+    names = [f"{i:04d}" for i in range(40)]
+    shuffled = psnr_claim(tmp_path / "shuffled", base + 2, base[::-1], names_b=names[::-1])
+    assert shuffled["paired"] and shuffled["difference"] == pytest.approx(2.0)
+
+
+def test_missing_file_or_key_reads_not_measured(tmp_path):
+    names = [f"{i}" for i in range(20)]
+    a = write_run(tmp_path / "a.json", names, psnr=np.ones(20))
+    b = write_run(tmp_path / "b.json", names, psnr=np.ones(20))
+    row = evaluate_claim(Claim("f", "t", "fid", "better", Side("A", a), Side("B", b), ""), Statistics())
+    assert row["verdict"] == "inconclusive" and row["reason"].startswith("not measured:") and "pool3" in row["reason"]
+    row = evaluate_claim(Claim("f", "t", "psnr", "better", Side("A", str(tmp_path / "gone.json")), Side("B", b), ""), Statistics())
+    assert row["reason"].startswith("not measured:") and "gone.json" in row["reason"]
+    row = evaluate_claim(Claim("f", "t", "psnr", "better", Side("A", missing="no experiment"), Side("B", b), ""), Statistics())
+    assert row["reason"] == "not measured: no experiment"
+
+
+def synthetic_workflow(tmp_path, n=24, dim=2048):
+    """A colorization specialist beating its regression baseline, per-image files as the evaluate rule writes them."""
+    rng = np.random.default_rng(5)
+    results = tmp_path / "results"
+    reference_path = results / "reference" / "demo.npz"
+    reference_path.parent.mkdir(parents=True)
+    reference_features = rng.normal(size=(200, dim))
+    np.savez(reference_path, mu=reference_features.mean(0), sigma=np.cov(reference_features.T), count=200, files_digest="x", weights_digest="y", name="demo")
+    names = [f"img{i:03d}" for i in range(n)]
+    experiments = {
+        "colorization": {"role": "task_model", "train": {"task": "colorization"}, "evaluate_on": ["colorization"]},
+        "colorization_regression": {"role": "regression", "train": {"task": "colorization", "objective": "regression"}, "evaluate_on": ["colorization"]},
+    }
+    runs = [("colorization", "colorization", "ancestral_10"), ("colorization_regression", "colorization", "regression")]
+    paths = []
+    for (experiment, task, sampler), shift, psnr in zip(runs, (0.0, 2.0), (20.0, 24.0)):
+        path = results / "metrics" / experiment / task / f"{sampler}.json"
+        paths.append(write_run(path, names, reference_path, pool3=(rng.normal(size=(n, dim)) + shift).astype(np.float32),
+                               psnr=psnr + rng.normal(0, 0.3, n), ssim=0.5 + rng.normal(0, 0.01, n)))
+    samplers = {"ancestral_10": {"name": "ancestral", "steps": 10}, "regression": {"name": "regression", "steps": 1}}
+    return experiments, runs, paths, samplers, results
+
+
+def test_paper_claims_on_a_synthetic_workflow(tmp_path):
+    experiments, runs, paths, samplers, results = synthetic_workflow(tmp_path)
+    section = verdict.reproduction_verdicts(experiments, runs, paths, samplers, results)
+    rows = {row["claim"]: row for finding in section["findings"] for row in finding["rows"]}
+    assert rows["colorization: Palette has lower FID than regression"]["verdict"] == "holds"
+    assert rows["colorization: regression has higher PSNR than Palette"]["verdict"] == "holds"
+    assert rows["colorization: regression has higher SSIM than Palette"]["verdict"] == "inconclusive"
+    is_row = rows["colorization: Palette has higher IS than regression"]
+    assert is_row["reason"].startswith("not measured:") and "inception_probabilities" in is_row["reason"]
+    assert "not measured: no experiment with role 'task_model' trained on jpeg is evaluated on jpeg_q5" in rows["jpeg_q5: Palette has lower FID than regression"]["reason"]
+    ground_truth = rows["colorization: Palette's FID is at most 10% above the ground truth's"]
+    assert ground_truth["reason"].startswith("not measured:") and "ground_truth" in ground_truth["reason"]
+    assert section["counts"]["holds"] >= 2
+
+
+def test_report_section_renders_the_verdict_table(tmp_path):
+    from palette.report import build_report
+
+    experiments, runs, paths, samplers, results = synthetic_workflow(tmp_path, n=12, dim=64)
+    curves = tmp_path / "curves.png"
+    Image.new("RGB", (4, 4)).save(curves)
+    (tmp_path / "benchmarks").mkdir()
+    out = build_report(
+        tmp_path / "report.html", title="t", dataset={"name": "demo", "kind": "demo_photos", "image_size": 32, "evaluation_images": 12},
+        experiments={name: dict(settings, description="") for name, settings in experiments.items()}, runs=runs, samplers=samplers, sweep=None,
+        metric_paths=paths, table_paths=[], training_log_paths=[], training_curves=curves, quality_vs_steps=None, results_dir=results,
+        benchmarks_dir=tmp_path / "benchmarks", config_hash="abc",
+    )
+    html = out.read_text()
+    assert 'id="reproduce"' in html and "Does it reproduce?" in html
+    section = html.split('id="reproduce"')[1].split("<h2")[0]
+    assert "<table" in section and "Palette has lower FID than regression" in section
+    assert 'verdict-holds">holds<' in section and "not measured" in section and "95 %" in section
+
+
+def test_closeness_of_small_sample_fid_is_inconclusive(tmp_path):
+    """10 % of an FID that is mostly small-sample bias is no margin: only comparable FIDs count."""
+    rng = np.random.default_rng(9)
+    dim, n = 32, 40
+    reference_path = tmp_path / "reference.npz"
+    reference_features = rng.normal(size=(400, dim))
+    np.savez(reference_path, mu=reference_features.mean(0), sigma=np.cov(reference_features.T), count=400, name="ref")
+    names = [f"{i}" for i in range(n)]
+    features = rng.normal(size=(n, dim))
+    rows = {}
+    for comparable in (False, True):
+        sides = []
+        for label, shift in (("A", 0.0), ("B", 0.01)):
+            path = write_run(tmp_path / f"{comparable}" / f"{label}.json", names, reference_path, pool3=features + shift)
+            values = json.loads(Path(path).read_text())
+            values["fid_comparable"] = comparable
+            Path(path).write_text(json.dumps(values))
+            sides.append(Side(label, path))
+        rows[comparable] = evaluate_claim(Claim("f", "A close to B", "fid", "close", *sides, ""), Statistics())
+    assert rows[False]["verdict"] == "inconclusive" and "small-sample bias" in rows[False]["reason"]
+    assert rows[True]["verdict"] == "holds"
