@@ -90,6 +90,7 @@ rule html_report:
             else []
         ),
         sample_figures=sample_figure_files(),
+        data_check=f"{RESULTS}/data/check.json",
     output:
         report(
             f"{RESULTS}/report.html",
