@@ -121,7 +121,10 @@ def check_config():
     for name, experiment in EXPERIMENTS.items():
         tasks = {"train.task": train_config(name)["task"]}
         tasks.update(
-            {f"evaluate_on[{i}]": task for i, task in enumerate(experiment["evaluate_on"])}
+            {
+                f"evaluate_on[{i}]": task
+                for i, task in enumerate(experiment["evaluate_on"])
+            }
         )
         for key, task in tasks.items():
             if paired_data and task != PAIRED_TASK:
@@ -246,3 +249,8 @@ def benchmark_files():
             for e, t, s in evaluation_runs()
         ]
     return files
+
+
+def pair_list(wildcards=None):
+    """The pair list (target, source) of a paired data set; nothing for the other kinds."""
+    return [f"{RESULTS}/data/pairs.tsv"] if DATASET["kind"] == "paired" else []

@@ -12,11 +12,6 @@ training split at native resolution instead (random crops at load time).
 """
 
 
-def pair_list(wildcards=None):
-    """The pair list (target, source) of a paired data set; nothing for the other kinds."""
-    return [f"{RESULTS}/data/pairs.tsv"] if DATASET["kind"] == "paired" else []
-
-
 rule check_data:
     input:
         train=f"{RESULTS}/data/split/train.txt",

@@ -16,7 +16,7 @@ from palette.files import atomic_write
 from palette.workflow_data import read_pairs
 
 splits = {name: read_file_list(snakemake.input[name]) for name in ("train", "val", "test")}
-sources = read_pairs(snakemake.input.pairs) if snakemake.input.get("pairs") else None
+sources = read_pairs(snakemake.input.pairs[0]) if snakemake.input.pairs else None
 report = check_splits(splits, snakemake.params.image_size, snakemake.params.on_bad_file, sources=sources,
                       workers=snakemake.threads)
 report["problems"] = problems(report)

@@ -11,7 +11,7 @@ from palette.prepare import prepare_split
 from palette.workflow_data import read_pairs
 
 files = read_file_list(snakemake.input.files)
-sources = read_pairs(snakemake.input.pairs) if snakemake.input.get("pairs") else None
+sources = read_pairs(snakemake.input.pairs[0]) if snakemake.input.pairs else None
 skip = json.loads(open(snakemake.input.check).read())["skipped"]
 prepared = prepare_split(files, snakemake.output.folder, snakemake.params.image_size, snakemake.params.preprocess,
                          sources=sources, skip=skip, workers=snakemake.threads)
