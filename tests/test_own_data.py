@@ -190,6 +190,8 @@ def test_prepare_writes_center_square_resize_of_the_originals(tmp_path):
     for original, path in zip(files[:-1], prepared):
         assert path.parent == tmp_path / "prepared" and path.suffix == ".png"
         np.testing.assert_array_equal(load_image(path), center_square_crop(load_image(original), 32))
+    ready = save_image(tmp_path / "ready.png", center_square_crop(load_image(files[0]), 32))
+    assert prepare_split([ready], tmp_path / "ready", image_size=32) == [ready]  # already the model's size
     native = prepare_split(files, tmp_path / "native", image_size=32, preprocess="random_crop_native", skip=[broken])
     assert native == [Path(f) for f in files[:-1]]
     with pytest.raises(ValueError, match="dataset.preprocess"):
@@ -219,6 +221,14 @@ def test_prepared_pairs_share_one_crop_and_feed_the_paired_task(tmp_path):
         assert np.array_equal(got_source, source if same else source[:, ::-1])  # the same flip for both
         flipped += not same
     assert 0 < flipped < len(dataset)
+
+    # random_crop_native: the pairs at native resolution, one random crop for both images
+    identical = {target: target for target in splits["train"]}  # the pair's source is its target
+    native = prepare_split(splits["train"], tmp_path / "native", image_size=32, preprocess="random_crop_native",
+                           sources=identical)
+    assert load_image(native[0]).shape == load_image(splits["train"][0]).shape
+    item = PairedDataset(native, "paired", 32, seed=0, train=True)[0]
+    assert item["target"].shape == (3, 32, 32) and bool((item["source"] == item["target"]).all())
 
     out = write_evaluation_set(prepared[:3], "paired", tmp_path / "evaluation", image_size=32)
     assert not (out / "mask").exists()
