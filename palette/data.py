@@ -235,8 +235,9 @@ class PairedDataset(Dataset):
     smaller) and a random horizontal flip. ``train=False``: the largest centre square resized to
     ``image_size``. Prepared images (the workflow's ``prepare`` stage, already ``image_size``
     squares) therefore get a horizontal flip only. Task ``paired`` reads each target's source
-    from ``../source/NAME`` (``paired_source_path``). In both modes the crop, flip and degradation of item ``index`` come from
-    ``np.random.default_rng([seed, epoch, index])``; call ``set_epoch`` at each epoch start.
+    from ``../source/NAME`` (``paired_source_path``). In both modes the crop, flip and
+    degradation of item ``index`` come from ``np.random.default_rng([seed, epoch, index])``;
+    call ``set_epoch`` at each epoch start.
     Unreadable files raise ``ImageLoadError`` naming the file.
     """
 
