@@ -1,8 +1,8 @@
 """Palette: Image-to-Image Diffusion Models (Saharia et al. 2022), reproduced as a DAG.
 
 Stages, one rule file each, in the order of the paper's method section:
-data (images and splits) -> degrade (fixed evaluation inputs per task variant) -> train (one
-model per experiment) -> sample (experiment x task variant x sampler) -> evaluate (metrics and
+data (images and splits) -> prepare (data check, images preprocessed once) -> degrade (fixed
+evaluation inputs per task variant) -> train (one model per experiment) -> sample (experiment x task variant x sampler) -> evaluate (metrics and
 one table per experiment) -> report (results/report.html).
 
     snakemake --cores 2                                   # the default demo (config.yaml)
@@ -29,6 +29,7 @@ wildcard_constraints:
 
 
 include: "rules/data.smk"
+include: "rules/prepare.smk"
 include: "rules/degrade.smk"
 include: "rules/train.smk"
 include: "rules/sample.smk"

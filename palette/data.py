@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 from palette import degradations, masks
 from palette.files import atomic_write
 from palette.imageio import load_image, load_mask, save_image, save_mask, to_tensor
+from palette.tasks import PAIRED_TASK
 
 # (package, path inside the package): everyday scenes only (no microscopy, astronomy, charts).
 DEMO_PHOTOS = (
@@ -194,6 +195,19 @@ def read_file_list(path: str | os.PathLike) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
+def paired_source_path(target: str | os.PathLike) -> Path:
+    """The source of a pair: ``DIR/source/NAME`` beside ``DIR/target/NAME`` (the layout of the
+    prepared pairs and of evaluation sets). FileNotFoundError naming both when it is missing."""
+    target = Path(target)
+    if target.parent.name != "target":
+        raise FileNotFoundError(f"{target}: a paired item must lie in a 'target' folder with its source in "
+                                "'../source/' under the same name")
+    source = target.parent.parent / "source" / target.name
+    if not source.is_file():
+        raise FileNotFoundError(f"{target}: its source {source} does not exist")
+    return source
+
+
 def random_crop_and_flip(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """Training augmentation: upscale if the shorter side is below ``size``, take a uniform
     random ``size`` square, flip it left-right with probability 1/2."""
@@ -219,8 +233,11 @@ class PairedDataset(Dataset):
 
     ``train=True``: random crop of ``image_size`` (after upscaling when the shorter side is
     smaller) and a random horizontal flip. ``train=False``: the largest centre square resized to
-    ``image_size``. In both modes the crop, flip and degradation of item ``index`` come from
-    ``np.random.default_rng([seed, epoch, index])``; call ``set_epoch`` at each epoch start.
+    ``image_size``. Prepared images (the workflow's ``prepare`` stage, already ``image_size``
+    squares) therefore get a horizontal flip only. Task ``paired`` reads each target's source
+    from ``../source/NAME`` (``paired_source_path``). In both modes the crop, flip and
+    degradation of item ``index`` come from ``np.random.default_rng([seed, epoch, index])``;
+    call ``set_epoch`` at each epoch start.
     Unreadable files raise ``ImageLoadError`` naming the file.
     """
 
@@ -244,6 +261,8 @@ class PairedDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         image = load_image(self.files[index])
+        if self.task == PAIRED_TASK:
+            return self._paired_item(index, image, rng)
         if self.train:
             image = random_crop_and_flip(image, self.image_size, rng)
         else:
@@ -254,6 +273,22 @@ class PairedDataset(Dataset):
             mask = torch.zeros((1, self.image_size, self.image_size), dtype=torch.float32)
         return {"source": source, "target": target, "mask": mask, "has_mask": has_mask,
                 "name": self.files[index].stem, "index": int(index)}
+
+
+    def _paired_item(self, index: int, target: np.ndarray, rng: np.random.Generator) -> dict:
+        """The user's pair: source and target get the same crop and flip (the source is first
+        resized to the target's size when the two differ); no degradation, no mask."""
+        source = load_image(paired_source_path(self.files[index]))
+        source = resize(source, *target.shape[:2])
+        both = np.concatenate([source, target], axis=2)  # one crop and flip for both
+        if self.train:
+            both = random_crop_and_flip(both, self.image_size, rng)
+        else:
+            both = center_square_crop(both, self.image_size)
+        return {"source": to_tensor(np.ascontiguousarray(both[..., :3])),
+                "target": to_tensor(np.ascontiguousarray(both[..., 3:])),
+                "mask": torch.zeros((1, self.image_size, self.image_size), dtype=torch.float32),
+                "has_mask": False, "name": self.files[index].stem, "index": int(index)}
 
 
 def _released_mask_kind(task: str) -> str | None:
@@ -273,7 +308,8 @@ def write_evaluation_set(files, task: str, out_dir: str | os.PathLike, image_siz
     file's stem, made unique. Images are centre square crops resized to ``image_size``; image
     ``i`` is degraded with ``default_rng([seed, i])``. With ``masks_file`` (the paper's
     released npz) the free-form inpainting variants use released mask ``i`` (nearest-neighbour
-    resized when ``image_size`` is not 256) instead of drawing one.
+    resized when ``image_size`` is not 256) instead of drawing one. Task ``paired`` takes each
+    source from the pair (``paired_source_path``) instead of degrading the target.
     """
     degradations.task_uses_mask(task)  # validates the task name
     files = [Path(f) for f in files][:num_images]
@@ -288,7 +324,9 @@ def write_evaluation_set(files, task: str, out_dir: str | os.PathLike, image_siz
     for index, (path, name) in enumerate(zip(files, names)):
         image = center_square_crop(load_image(path), image_size)
         tensor = to_tensor(image)
-        if released is not None:
+        if task == PAIRED_TASK:  # the user's own degradation: the source file of the pair
+            source, mask_tensor = center_square_crop(load_image(paired_source_path(path)), image_size), None
+        elif released is not None:
             mask = released[index % len(released)].astype(np.uint8)
             if mask.shape != (image_size, image_size):
                 mask = cv2.resize(mask, (image_size, image_size), interpolation=cv2.INTER_NEAREST)

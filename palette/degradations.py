@@ -41,7 +41,7 @@ from PIL import Image
 
 from palette import masks
 from palette.imageio import LUMINANCE_WEIGHTS, to_tensor, to_uint8
-from palette.tasks import EVALUATION_TASKS, TRAINING_TASKS
+from palette.tasks import EVALUATION_TASKS, PAIRED_TASK, TRAINING_TASKS
 
 ALL_TASKS = tuple(dict.fromkeys(TRAINING_TASKS + EVALUATION_TASKS))
 MASKED_TASKS = ("inpainting", "uncropping", "inpainting_freeform_10_20",
@@ -131,6 +131,9 @@ def degrade(task: str, image: torch.Tensor, rng: np.random.Generator) -> Degrade
             and image.is_floating_point()):
         raise ValueError(f"degrade expects a float [3, H, W] tensor, got "
                          f"{getattr(image, 'dtype', type(image))} {tuple(getattr(image, 'shape', ()))}")
+    if task == PAIRED_TASK:
+        raise ValueError(f"task {PAIRED_TASK!r} has no synthetic degradation: its source is the file beside "
+                         "the target (palette.data.paired_source_path)")
     height, width = image.shape[-2:]
     if task == "multitask":
         task = MULTITASK_COMPONENTS[int(rng.integers(len(MULTITASK_COMPONENTS)))]

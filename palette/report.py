@@ -534,6 +534,35 @@ def format_number(value) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def data_check_context(path: str | Path | None, listed: int = 10) -> dict | None:
+    """The data check's section (rules/prepare.smk): its short table, the mode conversions and
+    the first `listed` files of each finding; None without a check file."""
+    if path is None or not Path(path).exists():
+        return None
+    from palette.datacheck import summary_table
+
+    check = json.loads(Path(path).read_text())
+    rows = summary_table(check)
+    findings = [
+        ("Unreadable or truncated (" + ("skipped" if check["on_bad_file"] == "skip" else "failing") + ")",
+         [f"{item['path']} ({item['split']}): {item['error']}" for item in check["unreadable"]]),
+        (f"Smaller than {check['image_size']} px (upscaled)",
+         [f"{item['path']} ({item['split']}, {item['width']}x{item['height']})" for item in check["smaller"]]),
+        ("Exact duplicates within a split",
+         [", ".join(f["path"] for f in entry["files"]) for entry in check["duplicates_within_split"]]),
+        ("Exact duplicates across splits (a leak)",
+         [", ".join(f"{f['path']} ({f['split']})" for f in entry["files"]) for entry in check["duplicates_across_splits"]]),
+    ]
+    return {
+        "image_size": check["image_size"],
+        "on_bad_file": check["on_bad_file"],
+        "columns": list(rows[0]) if rows else [],
+        "rows": [list(row.values()) for row in rows],
+        "conversions": check["conversions"],
+        "findings": [{"title": title, "count": len(items), "items": items[:listed]} for title, items in findings if items],
+    }
+
+
 def build_report(
     out_path,
     *,
@@ -553,6 +582,7 @@ def build_report(
     config_hash: str,
     benchmark_paths: list | None = None,
     verdict_settings: dict | None = None,
+    data_check: str | Path | None = None,
 ) -> Path:
     """Assemble everything the page shows and render it."""
     results_dir = Path(results_dir)
@@ -594,6 +624,7 @@ def build_report(
         "sweep": sweep,
         "training_curves": data_uri(training_curves),
         "quality_vs_steps": data_uri(quality_vs_steps) if quality_vs_steps else None,
+        "data_check": data_check_context(data_check),
         "metadata": {
             "commit": git_commit(),
             "config_hash": config_hash,

@@ -290,3 +290,109 @@ def check_celebahq_layout(root: str | Path, expected: int = 30000) -> list[Path]
             + CELEBAHQ_INSTRUCTIONS.format(root=root)
         )
     return images
+
+
+# ---------------------------------------------------------------------------------------------
+# The user's own images: a folder (dataset.kind: folder) or source/target pairs (paired)
+# ---------------------------------------------------------------------------------------------
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def _given_splits(root: Path) -> bool:
+    """Whether `root` is laid out as train/ (val/) test/ sub-folders, used as given."""
+    present = [name for name in SPLIT_NAMES if (root / name).is_dir()]
+    if present and not {"train", "test"} <= set(present):
+        raise DataLayoutError(f"{root} has {'/'.join(present)} sub-folder(s) but not both train/ and test/: "
+                              "give train/ and test/ (val/ optional) or no split folders at all")
+    return bool(present)
+
+
+def _split(files: list[Path], root: Path, fractions: dict, seed: int) -> dict[str, list[str]]:
+    """Given sub-folders as they are, else palette.data.split_files (seeded)."""
+    from palette.imageio import list_images
+
+    if _given_splits(root):
+        return {name: [str(p) for p in list_images(root / name, recursive=True)] if (root / name).is_dir() else []
+                for name in SPLIT_NAMES}
+    from palette.data import split_files  # imports torch: only in the listing job
+
+    return split_files([str(f) for f in files], fractions=dict(fractions), seed=seed)
+
+
+def folder_splits(root: str | Path, fractions: dict, seed: int) -> dict[str, list[str]]:
+    """dataset.kind folder: the images under `root` (any depth), split train / val / test.
+
+    With train/ and test/ (and optionally val/) sub-folders those are the splits; otherwise the
+    seeded `palette.data.split_files` rule splits them (files named PHOTO__* stay together).
+    """
+    from palette.imageio import list_images
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataLayoutError(f"dataset.root {str(root)!r} is not a folder (dataset.kind: folder needs a folder of images)")
+    files = list_images(root, recursive=True)
+    if not files:
+        raise DataLayoutError(f"dataset.root {str(root)!r} holds no images ({', '.join(_image_extensions())})")
+    return _split(files, root, fractions, seed)
+
+
+def _image_extensions() -> list[str]:
+    from palette.imageio import IMAGE_EXTENSIONS
+
+    return sorted(IMAGE_EXTENSIONS)
+
+
+def match_pairs(source_root: str | Path, target_root: str | Path) -> dict[str, str]:
+    """target path -> source path, matched by the path relative to each root without its
+    extension (so target/a/1.png pairs with source/a/1.jpg). DataLayoutError naming the first
+    file without a partner, or two files that claim the same name."""
+    from palette.imageio import list_images
+
+    keyed = {}
+    for label, root in (("source", Path(source_root)), ("target", Path(target_root))):
+        if not root.is_dir():
+            raise DataLayoutError(f"dataset.kind paired: {str(root)!r} is not a folder (dataset.root must hold "
+                                  "source/ and target/ folders with matching file names)")
+        keyed[label] = {}
+        for path in list_images(root, recursive=True):
+            key = path.relative_to(root).with_suffix("").as_posix()
+            if key in keyed[label]:
+                raise DataLayoutError(f"{path} and {keyed[label][key]} are one name in {label}/ (differ only in extension)")
+            keyed[label][key] = path
+    sources, targets = keyed["source"], keyed["target"]
+    if not targets:
+        raise DataLayoutError(f"dataset.kind paired: {target_root} holds no images")
+    for label, mine, theirs, other in (("target", targets, sources, "source"), ("source", sources, targets, "target")):
+        orphans = sorted(set(mine) - set(theirs))
+        if orphans:
+            raise DataLayoutError(f"{mine[orphans[0]]} has no {other} of the same name in {other}/ "
+                                  f"({len(orphans)} {label} file(s) without a partner)")
+    return {str(targets[key]): str(sources[key]) for key in sorted(targets)}
+
+
+def paired_splits(root: str | Path, fractions: dict, seed: int) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """dataset.kind paired: (splits of the target files, target -> source). `root` holds
+    source/ and target/ with matching names; target/train, target/test (target/val) are used
+    as given when present, else the targets are split by the seeded rule."""
+    root = Path(root)
+    pairs = match_pairs(root / "source", root / "target")
+    splits = _split([Path(t) for t in pairs], root / "target", fractions, seed)
+    return splits, pairs
+
+
+def write_pairs(path: str | Path, pairs: dict[str, str]) -> None:
+    """The pair list: `target<TAB>source` a line."""
+    from palette.files import atomic_write
+
+    with atomic_write(path, "w") as handle:
+        handle.writelines(f"{target}\t{source}\n" for target, source in pairs.items())
+
+
+def read_pairs(path: str | Path) -> dict[str, str]:
+    pairs = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            target, source = line.split("\t")
+            pairs[target] = source
+    return pairs

@@ -13,7 +13,7 @@ from snakemake.utils import validate
 
 from palette.config import schema as train_schema, work_key
 from palette.sampler_presets import resolve_sampler
-from palette.tasks import EVALUATION_TASKS
+from palette.tasks import EVALUATION_TASKS, PAIRED_TASK
 from palette.verdict import GROUND_TRUTH_NUMBERS
 from palette.workflow_data import PLACES365_ARCHIVES
 
@@ -120,6 +120,25 @@ def check_config():
     split = DATASET["split"]
     if abs(split["train"] + split["val"] + split["test"] - 1.0) > 1e-6:
         raise ValueError("dataset.split fractions must sum to 1")
+    # The user's pairs carry their own degradation: `paired` and only `paired` applies to them.
+    paired_data = DATASET["kind"] == "paired"
+    for name, experiment in EXPERIMENTS.items():
+        tasks = {"train.task": train_config(name)["task"]}
+        tasks.update(
+            {
+                f"evaluate_on[{i}]": task
+                for i, task in enumerate(experiment["evaluate_on"])
+            }
+        )
+        for key, task in tasks.items():
+            if paired_data and task != PAIRED_TASK:
+                raise ValueError(
+                    f"experiments.{name}.{key} is {task!r}: dataset.kind paired takes task {PAIRED_TASK!r} only"
+                )
+            if task == PAIRED_TASK and not paired_data:
+                raise ValueError(
+                    f"experiments.{name}.{key} is {task!r}: that task needs dataset.kind paired"
+                )
 
 
 check_config()
@@ -217,7 +236,12 @@ def benchmark_files():
         + [f"extract_places2_archive/{Path(name).stem}" for name in PLACES365_ARCHIVES]
         + ["list_places2"],
         "imagenet": ["download_ctest10k_list", "list_imagenet"],
+        "folder": ["list_folder"],
+        "paired": ["list_pairs"],
     }[DATASET["kind"]]
+    data_rules += ["check_data"] + [
+        f"prepare_split/{split}" for split in ("train", "test")
+    ]
     files = [f"{RESULTS}/benchmarks/data/{name}.tsv" for name in data_rules]
     files += [f"{RESULTS}/benchmarks/degrade/{task}.tsv" for task in used_tasks()]
     files += [
@@ -245,3 +269,8 @@ def per_image_files():
     return [
         path for path in paths if any(job.is_producer(path) for job in workflow.rules)
     ]
+
+
+def pair_list(wildcards=None):
+    """The pair list (target, source) of a paired data set; nothing for the other kinds."""
+    return [f"{RESULTS}/data/pairs.tsv"] if DATASET["kind"] == "paired" else []

@@ -170,3 +170,46 @@ if DATASET["kind"] == "imagenet":
             val_images=1000,
         script:
             "../scripts/list_imagenet.py"
+
+
+if DATASET["kind"] == "folder":
+
+    rule list_folder:
+        output:
+            train=f"{RESULTS}/data/split/train.txt",
+            val=f"{RESULTS}/data/split/val.txt",
+            test=f"{RESULTS}/data/split/test.txt",
+        log:
+            f"{RESULTS}/logs/data/list_folder.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/data/list_folder.tsv"
+        conda:
+            "../envs/palette.yaml"
+        params:
+            root=DATA_ROOT,
+            fractions=canonical(DATASET["split"]),
+            seed=config["seed"],
+        script:
+            "../scripts/list_folder.py"
+
+
+if DATASET["kind"] == "paired":
+
+    rule list_pairs:
+        output:
+            train=f"{RESULTS}/data/split/train.txt",
+            val=f"{RESULTS}/data/split/val.txt",
+            test=f"{RESULTS}/data/split/test.txt",
+            pairs=f"{RESULTS}/data/pairs.tsv",
+        log:
+            f"{RESULTS}/logs/data/list_pairs.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/data/list_pairs.tsv"
+        conda:
+            "../envs/palette.yaml"
+        params:
+            root=DATA_ROOT,
+            fractions=canonical(DATASET["split"]),
+            seed=config["seed"],
+        script:
+            "../scripts/list_pairs.py"

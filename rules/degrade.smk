@@ -1,14 +1,15 @@
 """Degrade: fixed, seeded evaluation inputs, written once per task variant.
 
 Each set holds source/, target/ (ground truth) and, for masked tasks, mask/ images with the same
-names, from the first `dataset.evaluation_images` test images. Every experiment evaluated on a
-variant reads the same set, so their numbers compare like with like.
+names, from the first `dataset.evaluation_images` prepared test images (rules/prepare.smk; for
+paired data the source is the pair's own, no synthetic degradation). Every experiment
+evaluated on a variant reads the same set, so their numbers compare like with like.
 """
 
 
 rule write_evaluation_set:
     input:
-        test=f"{RESULTS}/data/split/test.txt",
+        test=f"{RESULTS}/data/prepared/test.txt",
         # The paper's released free-form masks, when configured: a declared input, so a missing
         # file stops the plan early and a replaced one rebuilds the free-form sets.
         released_masks=lambda wildcards: (

@@ -92,6 +92,7 @@ rule html_report:
         ),
         sample_figures=sample_figure_files(),
         per_image=lambda wildcards: per_image_files(),
+        data_check=f"{RESULTS}/data/check.json",
     output:
         report(
             f"{RESULTS}/report.html",

@@ -13,7 +13,8 @@ while a changed lr, task or model starts a fresh folder instead of an incompatib
 
 rule train:
     input:
-        train=f"{RESULTS}/data/split/train.txt",
+        # The prepared training images (rules/prepare.smk), checked by the data check.
+        train=f"{RESULTS}/data/prepared/train.txt",
     output:
         checkpoint=f"{RESULTS}/checkpoints/{{experiment}}.pt",
         log_csv=f"{RESULTS}/checkpoints/{{experiment}}.csv",

@@ -24,4 +24,5 @@ build_report(
     benchmark_paths=list(snakemake.params.benchmarks),
     config_hash=snakemake.params.config_hash,
     verdict_settings=dict(snakemake.params.verdict_settings),
+    data_check=snakemake.input.data_check,
 )
