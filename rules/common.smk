@@ -97,6 +97,18 @@ def check_config():
 
     for name, experiment in EXPERIMENTS.items():
         check_samplers(experiment.get("samplers") or [], f"experiments.{name}.samplers")
+        unconditional = train_config(name).get("conditioning") == "none"
+        if unconditional != (experiment.get("role") == "unconditional_imputation"):
+            raise ValueError(
+                f"experiments.{name}: role 'unconditional_imputation' and train.conditioning 'none' go together"
+            )
+        if unconditional and not all(
+            t.startswith(("inpainting", "uncropping")) for t in experiment["evaluate_on"]
+        ):
+            raise ValueError(
+                f"experiments.{name}.evaluate_on: the unconditional model imputes masked pixels; "
+                "it can only be evaluated on inpainting and uncropping variants"
+            )
     check_samplers(SAMPLING["samplers"], "sampling.samplers")
     sweep = SAMPLING.get("sweep")
     if sweep:
