@@ -103,7 +103,8 @@ def check_config():
                 f"experiments.{name}: role 'unconditional_imputation' and train.conditioning 'none' go together"
             )
         if unconditional and not all(
-            t.startswith(("inpainting", "uncropping")) for t in experiment["evaluate_on"]
+            t.startswith(("inpainting", "uncropping"))
+            for t in experiment["evaluate_on"]
         ):
             raise ValueError(
                 f"experiments.{name}.evaluate_on: the unconditional model imputes masked pixels; "
