@@ -33,6 +33,7 @@ include: "rules/degrade.smk"
 include: "rules/train.smk"
 include: "rules/sample.smk"
 include: "rules/evaluate.smk"
+include: "rules/study.smk"
 include: "rules/report.smk"
 
 

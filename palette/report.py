@@ -491,6 +491,20 @@ def stage_wall_times(benchmarks_dir: str | Path, paths=None) -> list[dict]:
     return sorted(stages.values(), key=lambda e: (order.index(e["stage"]) if e["stage"] in order else len(order), e["stage"]))
 
 
+def study_summary(paths) -> dict | None:
+    """The human 2AFC study for the report: its settings (study.json) and, once answered, its
+    fool rate (score.json, palette.study.score_study) beside the paper's; None without a study."""
+    study_path = next((Path(p) for p in paths if Path(p).name == "study.json"), None)
+    if study_path is None:
+        return None
+    study = json.loads(study_path.read_text())
+    score_path = study_path.with_name("score.json")
+    score = json.loads(score_path.read_text()) if score_path in [Path(p) for p in paths] else None
+    return {"label": study.get("label", ""), "task": study.get("task", ""), "paper_fool_rate": study.get("paper_fool_rate"),
+            "raters": len(study["raters"]), "trials_per_rater": study["trials_per_rater"],
+            "catch_trials": study["catch_trials"], "folder": str(study_path.parent), "score": score}
+
+
 # ---------------------------------------------------------------------------------------------
 # HTML
 # ---------------------------------------------------------------------------------------------
@@ -553,6 +567,7 @@ def build_report(
     benchmarks_dir: str | Path,
     config_hash: str,
     benchmark_paths: list | None = None,
+    study_paths: list | None = None,
 ) -> Path:
     """Assemble everything the page shows and render it."""
     results_dir = Path(results_dir)
@@ -593,6 +608,7 @@ def build_report(
         "sweep": sweep,
         "training_curves": data_uri(training_curves),
         "quality_vs_steps": data_uri(quality_vs_steps) if quality_vs_steps else None,
+        "study": study_summary(study_paths or []),
         "metadata": {
             "commit": git_commit(),
             "config_hash": config_hash,

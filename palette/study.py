@@ -145,7 +145,9 @@ def build_study(
         raters_table[token] = trials
     study = {"format": 1, "label": label, "task": task, "seed": seed, "question": QUESTION,
              "trials_per_rater": trials_per_rater, "catch_trials": catch_trials,
-             "paper_fool_rate": PAPER_FOOL_RATES.get(task), "raters": raters_table}
+             "paper_fool_rate": PAPER_FOOL_RATES.get(task), "raters": raters_table,
+             # new samples (a retrained model) make a new study, whose id old answers do not match
+             "images_sha256": hashlib.sha256(b"".join((images_dir / f).read_bytes() for f in sorted(files.values()))).hexdigest()}
     study["study_id"] = hashlib.sha256(json.dumps(study, sort_keys=True).encode()).hexdigest()[:16]
     with atomic_write(out_dir / STUDY_FILE) as handle:
         handle.write(json.dumps(study, indent=1).encode())

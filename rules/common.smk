@@ -238,3 +238,38 @@ def benchmark_files():
             for e, t, s in evaluation_runs()
         ]
     return files
+
+
+# The human 2AFC study (rules/study.smk), or None.
+STUDY = config.get("study")
+
+
+def study_samples_dir():
+    """The samples the study judges: its experiment's first sampler on its task (the report's grids)."""
+    experiment, task = STUDY["experiment"], STUDY["task"]
+    return f"{RESULTS}/samples/{experiment}/{task}/{shown_sampler(experiment, task)}"
+
+
+def study_report_files():
+    """The study (when configured) and, once answers exist, their score: people answer between
+    workflow runs, so the score joins the report on the first run after the answers appear.
+    """
+    if not STUDY:
+        return []
+    files = [f"{RESULTS}/study/study.json"]
+    if Path(f"{RESULTS}/study/answers.csv").exists():
+        files.append(f"{RESULTS}/study/score.json")
+    return files
+
+
+if STUDY:
+    if STUDY["experiment"] not in EXPERIMENTS:
+        raise ValueError(
+            f"study.experiment {STUDY['experiment']!r} is not an experiment"
+        )
+    if STUDY["task"] not in EXPERIMENTS[STUDY["experiment"]]["evaluate_on"]:
+        raise ValueError(
+            f"study.task {STUDY['task']!r} is not in experiments.{STUDY['experiment']}.evaluate_on"
+        )
+    if STUDY["catch_trials"] >= STUDY["trials_per_rater"]:
+        raise ValueError("study.catch_trials must be below study.trials_per_rater")

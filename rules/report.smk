@@ -90,6 +90,7 @@ rule html_report:
             else []
         ),
         sample_figures=sample_figure_files(),
+        study=study_report_files(),
     output:
         report(
             f"{RESULTS}/report.html",
@@ -111,5 +112,6 @@ rule html_report:
         results_dir=lambda wildcards, output: str(Path(output[0]).parent),
         benchmarks_dir=f"{RESULTS}/benchmarks",
         benchmarks=benchmark_files(),
+        study=canonical(STUDY),
     script:
         "../scripts/html_report.py"
