@@ -241,7 +241,7 @@ def benchmark_files():
 
 
 # The human 2AFC study (rules/study.smk), or None.
-STUDY = config.get("study")
+STUDY = config["study"] if config["study"]["experiment"] else None
 
 
 def study_samples_dir():
@@ -267,6 +267,7 @@ if STUDY:
         raise ValueError(
             f"study.experiment {STUDY['experiment']!r} is not an experiment"
         )
+    STUDY["task"] = STUDY["task"] or EXPERIMENTS[STUDY["experiment"]]["evaluate_on"][0]
     if STUDY["task"] not in EXPERIMENTS[STUDY["experiment"]]["evaluate_on"]:
         raise ValueError(
             f"study.task {STUDY['task']!r} is not in experiments.{STUDY['experiment']}.evaluate_on"
