@@ -154,8 +154,14 @@ def build_study(
     return out_dir / STUDY_FILE
 
 
+def study_folder(path: str | Path) -> Path:
+    """The study folder itself, or the `study/` folder of a workflow's results folder."""
+    path = Path(path)
+    return path / "study" if not (path / STUDY_FILE).exists() and (path / "study" / STUDY_FILE).exists() else path
+
+
 def load_study(study_dir: str | Path) -> dict:
-    path = Path(study_dir) / STUDY_FILE
+    path = study_folder(study_dir) / STUDY_FILE
     try:
         study = json.loads(path.read_text())
     except FileNotFoundError:
@@ -349,9 +355,6 @@ def make_handler(study: dict, log: AnswerLog, images_dir: Path):
     class StudyHandler(BaseHTTPRequestHandler):
         server_version = "PaletteStudy/1"
 
-        def log_message(self, format, *args):  # one line per request on stderr, as http.server does
-            super().log_message(format, *args)
-
         def _send(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -425,7 +428,7 @@ def make_server(study_dir: str | Path, host: str = "127.0.0.1", port: int = 8000
                 answers: str | Path | None = None) -> ThreadingHTTPServer:
     """A server for the study in `study_dir` (answers in `study_dir/answers.csv` unless given);
     port 0 picks a free one (`server.server_address`)."""
-    study_dir = Path(study_dir)
+    study_dir = study_folder(study_dir)
     study = load_study(study_dir)
     log = AnswerLog(study, answers or study_dir / ANSWERS_FILE)
     server = ThreadingHTTPServer((host, port), make_handler(study, log, study_dir / "images"))
@@ -454,7 +457,7 @@ def score_study(study_dir: str | Path, answers: str | Path | None = None, min_ca
     """The fool rate (% of model trials where the model's output was picked as real) with its 95 %
     interval, over raters who answered at least one catch trial and got at least
     `min_catch_accuracy` of them right (the others are counted and named as excluded)."""
-    study_dir = Path(study_dir)
+    study_dir = study_folder(study_dir)
     study = load_study(study_dir)
     log_path = Path(answers) if answers else study_dir / ANSWERS_FILE
     rows = read_answers(study, log_path)[0] if log_path.exists() else []

@@ -22,13 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--label", default="", help="what the study compares, shown in the report")
 
     serve = actions.add_parser("serve", help="serve a study to raters; answers go to STUDY_DIR/answers.csv")
-    serve.add_argument("study_dir", help="the study folder (from `palette study build` or the workflow's results/study)")
+    serve.add_argument("study_dir", help="the study folder (from `palette study build`), or the workflow's results folder")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0 = any free one)")
     serve.add_argument("--answers", default=None, help="answers CSV (default: STUDY_DIR/answers.csv)")
 
     score = actions.add_parser("score", help="fool rate with a binomial 95 %% interval from the answers")
-    score.add_argument("study_dir")
+    score.add_argument("study_dir", help="the study folder, or the workflow's results folder")
     score.add_argument("--answers", default=None, help="answers CSV (default: STUDY_DIR/answers.csv)")
     score.add_argument("--min-catch-accuracy", type=float, default=1.0,
                        help="raters below this fraction of catch trials right are excluded (default: %(default)s)")
