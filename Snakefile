@@ -34,6 +34,7 @@ include: "rules/degrade.smk"
 include: "rules/train.smk"
 include: "rules/sample.smk"
 include: "rules/evaluate.smk"
+include: "rules/study.smk"
 include: "rules/report.smk"
 
 

@@ -36,6 +36,7 @@ class TrainConfig:
     name: str
     task: str
     objective: str
+    conditioning: str
     loss: str
     preset: str
     model_overrides: dict
@@ -81,8 +82,11 @@ class TrainConfig:
 COMPATIBILITY_KEYS = (
     "task", "objective", "loss", "preset", "model_overrides", "train_files", "image_size", "seed",
     "batch_size", "lr", "warmup_steps", "adam_betas", "adam_eps", "weight_decay", "grad_clip_norm",
-    "ema_decay",
+    "ema_decay", "conditioning",
 )
+# Keys added after runs existed: at their default they stay out of `work_key`'s digest, so adding
+# them did not rename (and retrain) the work folders of existing runs.
+LATER_KEYS = {"conditioning": "source"}
 
 
 @lru_cache(maxsize=1)
@@ -132,6 +136,9 @@ def _validate(values: dict, origin: str) -> None:
 
 
 def _check_consistency(values: dict) -> None:
+    if values["conditioning"] == "none" and values["objective"] != "diffusion":
+        raise ConfigError(f"train config: key 'conditioning' has value 'none', which needs objective 'diffusion' "
+                          f"(got {values['objective']!r}): the unconditional model is used by diffusion imputation")
     batch, accumulation, micro = values["batch_size"], values["grad_accumulation"], values["micro_batch_size"]
     if micro is not None and accumulation != 1:
         raise ConfigError(
@@ -166,7 +173,8 @@ def work_key(values: dict) -> str:
     import json
 
     filled = {**defaults(), **values}
-    shared = {key: _normalise(filled[key]) for key in COMPATIBILITY_KEYS}
+    shared = {key: _normalise(filled[key]) for key in COMPATIBILITY_KEYS
+              if not (key in LATER_KEYS and filled[key] == LATER_KEYS[key])}
     return hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:12]
 
 

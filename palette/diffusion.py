@@ -345,16 +345,77 @@ def sample(
     x0_previous = None
     steps = range(len(gammas) - 1)
     for i in tqdm(steps, desc=f"sampling ({config.name})", disable=not progress, leave=False):
-        gamma_t, gamma_prev = gammas[i], gammas[i + 1]
-        eps, x0 = denoise(y, gamma_t)
-        if config.name in ("paper", "ancestral"):
-            z = randn(y.shape, generator, device) if gamma_prev < 1.0 else torch.zeros_like(y)
-            y = ancestral_step(y, eps, gamma_t, gamma_prev, config.variance, z)
-        elif config.name == "ddim":
-            z = randn(y.shape, generator, device) if config.eta > 0 and gamma_prev < 1.0 else torch.zeros_like(y)
-            y = ddim_step(y, eps, x0, gamma_t, gamma_prev, config.eta, z)
-        else:
-            y = dpm_solver_pp_2m_step(y, x0, x0_previous, gammas, i)
-            x0_previous = x0
+        eps, x0 = denoise(y, gammas[i])
+        y, x0_previous = _sampler_step(config, y, eps, x0, x0_previous, gammas, i, generator)
         y = keep_known_pixels(y, source, mask)
+    return y
+
+
+def _sampler_step(config: SamplerConfig, y: Tensor, eps: Tensor, x0: Tensor, x0_previous: Tensor | None,
+                  gammas: Sequence[float], i: int, generator: Generators) -> tuple[Tensor, Tensor | None]:
+    """One update of the chosen sampler from gammas[i] to gammas[i + 1]; returns (y, x0 for the next step)."""
+    gamma_t, gamma_prev = gammas[i], gammas[i + 1]
+    if config.name in ("paper", "ancestral"):
+        z = randn(y.shape, generator, y.device) if gamma_prev < 1.0 else torch.zeros_like(y)
+        return ancestral_step(y, eps, gamma_t, gamma_prev, config.variance, z), x0_previous
+    if config.name == "ddim":
+        z = randn(y.shape, generator, y.device) if config.eta > 0 and gamma_prev < 1.0 else torch.zeros_like(y)
+        return ddim_step(y, eps, x0, gamma_t, gamma_prev, config.eta, z), x0_previous
+    return dpm_solver_pp_2m_step(y, x0, x0_previous, gammas, i), x0
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's baseline for inpainting: an unconditional model used by imputation (docs/paper.md,
+# "Conditional vs unconditional"). The same U-Net without the source channels is trained on the
+# targets alone; to inpaint, every sampling step replaces the known pixels of the current image by
+# the source's known pixels noised to that step's level (the "replacement" imputation of Song et al.
+# 2021, score-based generative modelling through SDEs), so the model never sees the source directly.
+
+
+def without_source(model: Callable[[Tensor, Tensor], Tensor]) -> NoiseModel:
+    """An unconditional network (input: the noisy image alone) behind the conditional interface
+    model(cat(source, y), gamma) that `diffusion_loss` uses: the source channels are dropped."""
+
+    def unconditional(x: Tensor, gamma: Tensor) -> Tensor:
+        return model(x[:, -3:], gamma)
+
+    return unconditional
+
+
+@torch.no_grad()
+def impute(
+    model: Callable[[Tensor, Tensor], Tensor],
+    source: Tensor,
+    mask: Tensor,
+    config: SamplerConfig = SamplerConfig(),
+    generator: Generators = None,
+    progress: bool = True,
+) -> Tensor:
+    """Inpaint with an unconditional model (called as model(y [B, 3, H, W], gamma [B])) by replacement.
+
+    At the start and after every update to noise level gamma, the known pixels (mask = 0) become
+    sqrt(gamma) * source + sqrt(1 - gamma) * fresh noise, i.e. a draw of q(y_gamma | source); the
+    last level is gamma = 1, so the known pixels of the result are exactly the source's. Any
+    sampler of `SamplerConfig` drives the updates. `generator` as in `sample`.
+    """
+    if mask is None or not bool(has_mask(mask).all()):
+        raise ValueError("imputation needs a mask with missing pixels for every image: the unconditional model "
+                         "sees no source, so tasks without a mask (colorization, JPEG, super-resolution) cannot use it")
+    device = source.device
+    gammas = config.gammas().tolist()
+    known = mask <= 0.5
+
+    def replace_known(y: Tensor, gamma: float) -> Tensor:
+        if gamma >= 1.0:
+            return torch.where(known, source, y)
+        noised = math.sqrt(gamma) * source + math.sqrt(1 - gamma) * randn(source.shape, generator, device)
+        return torch.where(known, noised, y)
+
+    denoise = _Denoiser(model, source[:, :0], config.clip_x0)  # no condition channels: the net sees y alone
+    y = replace_known(randn(source.shape, generator, device), gammas[0])
+    x0_previous = None
+    for i in tqdm(range(len(gammas) - 1), desc=f"imputation ({config.name})", disable=not progress, leave=False):
+        eps, x0 = denoise(y, gammas[i])
+        y, x0_previous = _sampler_step(config, y, eps, x0, x0_previous, gammas, i, generator)
+        y = replace_known(y, gammas[i + 1])
     return y

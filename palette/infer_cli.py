@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     batch_mask = None if mask is None else mask[None].to(device)
     for k in range(args.samples):
         generators = [image_generator(args.seed, k, name)]
-        result = restore(model, config.objective, source, batch_mask, sampler, generators, progress=True)
+        result = restore(model, config.objective, source, batch_mask, sampler, generators, progress=True,
+                         conditioning=config.conditioning)
         path = output if args.samples == 1 else output.with_name(f"{output.stem}_{k}{output.suffix}")
         save_image(path, result[0].cpu())
         print(f"wrote {path}")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from palette.data import load_evaluation_mask
-from palette.diffusion import INFERENCE_SCHEDULE, SAMPLERS, SamplerConfig, sample
+from palette.diffusion import INFERENCE_SCHEDULE, SAMPLERS, SamplerConfig, impute, sample
 from palette.distributed import resolve_device
 from palette.imageio import list_images, load_image, save_image, to_tensor
 from palette.sampler_presets import SAMPLER_PRESETS
@@ -44,8 +44,13 @@ def restore(
     sampler: SamplerConfig,
     generators: list[torch.Generator],
     progress: bool = False,
+    conditioning: str = "source",
 ) -> torch.Tensor:
-    """Targets for a batch of sources [B, 3, H, W] in [-1, 1] (any H, W: reflect-padded for the U-Net)."""
+    """Targets for a batch of sources [B, 3, H, W] in [-1, 1] (any H, W: reflect-padded for the U-Net).
+
+    `conditioning` is the checkpoint's (TrainConfig.conditioning): "none" inpaints with the
+    unconditional model by imputation (palette.diffusion.impute) instead of Palette's sampler.
+    """
     height, width = source.shape[-2:]
     multiple = _pad_multiple(model)
     pad = (0, -width % multiple, 0, -height % multiple)
@@ -56,6 +61,8 @@ def restore(
         from palette.train import regression_predict
 
         output = regression_predict(model, source, mask)
+    elif conditioning == "none":
+        output = impute(model, source, mask, sampler, generators, progress=progress)
     else:
         output = sample(model, source, mask, sampler, generators, progress=progress)
     return output[..., :height, :width].clamp(-1, 1)
@@ -95,7 +102,7 @@ def sample_evaluation_set(
             masks = [load_evaluation_mask(set_dir, path.stem) for _, path in batch]
             mask = None if masks[0] is None else torch.stack(masks).to(torch_device)
             generators = [image_generator(seed, k, path.stem) for k, path in batch]
-            output = restore(model, config.objective, source, mask, sampler, generators)
+            output = restore(model, config.objective, source, mask, sampler, generators, conditioning=config.conditioning)
             for (k, path), image in zip(batch, output):
                 save_image(out_dir / f"sample_{k}" / f"{path.stem}.png", image.cpu())
             bar.update(len(batch))

@@ -145,13 +145,17 @@ PAPER_TABLES = [
     ),
     PaperTable(
         "Inpainting (paper Table 2)",
-        "ImageNet; Places2 10-20 % free-form: FID 11.6, PD 22.1 (ground truth 11.4).",
+        "ImageNet; Places2 10-20 % free-form: FID 11.6, PD 22.1 (ground truth 11.4). The unconditional model "
+        "used by imputation is the paper's baseline, found worse than Palette; the paper gives no numbers for it.",
         ["fid", "is", "ca", "pd"],
         [
             PaperRow("Palette, 10-20 % free-form", _numbers(5.1, 221.0, 73.8, 15.6), "task_model", "inpainting", "inpainting_freeform_10_20"),
             PaperRow("Palette, 20-30 % free-form", _numbers(5.2, 208.6, 72.6, 27.4), "task_model", "inpainting", "inpainting_freeform_20_30"),
             PaperRow("Palette, 30-40 % free-form", _numbers(5.5, 195.2, 71.4, 39.9), "task_model", "inpainting", "inpainting_freeform_30_40"),
             PaperRow("Palette, 128x128 centre", _numbers(6.4, 173.3, 69.7, 58.8), "task_model", "inpainting", "inpainting_center"),
+            *(PaperRow(f"Unconditional + imputation, {label}", {}, "unconditional_imputation", "inpainting", task)
+              for label, task in (("10-20 % free-form", "inpainting_freeform_10_20"), ("20-30 % free-form", "inpainting_freeform_20_30"),
+                                  ("30-40 % free-form", "inpainting_freeform_30_40"), ("128x128 centre", "inpainting_center"))),
             PaperRow("Ground truth", _numbers(5.1, 231.6, 74.6, 0.0)),
         ],
     ),
@@ -490,6 +494,20 @@ def stage_wall_times(benchmarks_dir: str | Path, paths=None) -> list[dict]:
     return sorted(stages.values(), key=lambda e: (order.index(e["stage"]) if e["stage"] in order else len(order), e["stage"]))
 
 
+def study_summary(paths) -> dict | None:
+    """The human 2AFC study for the report: its settings (study.json) and, once answered, its
+    fool rate (score.json, palette.study.score_study) beside the paper's; None without a study."""
+    study_path = next((Path(p) for p in paths if Path(p).name == "study.json"), None)
+    if study_path is None:
+        return None
+    study = json.loads(study_path.read_text())
+    score_path = study_path.with_name("score.json")
+    score = json.loads(score_path.read_text()) if score_path in [Path(p) for p in paths] else None
+    return {"label": study.get("label", ""), "task": study.get("task", ""), "paper_fool_rate": study.get("paper_fool_rate"),
+            "raters": len(study["raters"]), "trials_per_rater": study["trials_per_rater"],
+            "catch_trials": study["catch_trials"], "folder": str(study_path.parent), "score": score}
+
+
 # ---------------------------------------------------------------------------------------------
 # HTML
 # ---------------------------------------------------------------------------------------------
@@ -583,6 +601,7 @@ def build_report(
     benchmark_paths: list | None = None,
     verdict_settings: dict | None = None,
     data_check: str | Path | None = None,
+    study_paths: list | None = None,
 ) -> Path:
     """Assemble everything the page shows and render it."""
     results_dir = Path(results_dir)
@@ -625,6 +644,7 @@ def build_report(
         "training_curves": data_uri(training_curves),
         "quality_vs_steps": data_uri(quality_vs_steps) if quality_vs_steps else None,
         "data_check": data_check_context(data_check),
+        "study": study_summary(study_paths or []),
         "metadata": {
             "commit": git_commit(),
             "config_hash": config_hash,

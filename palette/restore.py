@@ -48,7 +48,8 @@ DIRECTIONS = ("right", "left", "down", "up")
 MASKED_INPUT_TASKS = ("inpainting", "uncropping")
 
 
-def model_restorer(model: torch.nn.Module, objective: str, sampler, device: torch.device, batch_size: int) -> Restorer:
+def model_restorer(model: torch.nn.Module, objective: str, sampler, device: torch.device, batch_size: int,
+                   conditioning: str = "source") -> Restorer:
     """Run palette.inference.restore in chunks of `batch_size` on `device`; outputs come back on the CPU."""
     from palette.inference import restore
 
@@ -58,7 +59,7 @@ def model_restorer(model: torch.nn.Module, objective: str, sampler, device: torc
             end = start + batch_size
             chunk_mask = None if mask is None else mask[start:end].to(device)
             outputs.append(restore(model, objective, source[start:end].to(device), chunk_mask, sampler,
-                                   list(generators[start:end])).cpu())
+                                   list(generators[start:end]), conditioning=conditioning).cpu())
         return torch.cat(outputs)
 
     return run
@@ -419,7 +420,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--batch-size and --samples must be at least 1")
     window = args.window or model.image_size
     overlap = window // 4 if args.overlap is None else args.overlap
-    restorer = model_restorer(model, config.objective, sampler_from_arguments(args), device, args.batch_size)
+    restorer = model_restorer(model, config.objective, sampler_from_arguments(args), device, args.batch_size,
+                              conditioning=config.conditioning)
     masked = task in MASKED_INPUT_TASKS and not args.extend
     jobs = plan_jobs(args.image, args.output, args.mask, args.samples, masked)
     folder = Path(args.image).is_dir()

@@ -81,11 +81,12 @@ class NonFiniteLossError(RuntimeError):
 
 # ----------------------------------------------------------------------------- model and losses
 def build_model(config: TrainConfig) -> nn.Module:
-    """The U-Net of `config.preset`; the regression baseline sees the source only (3 channels)."""
+    """The U-Net of `config.preset`; the regression baseline sees the source only and the
+    unconditional model (conditioning: none) the noisy target only (3 channels each)."""
     from palette.unet import build_unet
 
     overrides = dict(config.model_overrides)
-    if config.objective == "regression":
+    if config.objective == "regression" or config.conditioning == "none":
         overrides["in_channels"] = 3
     return build_unet(config.preset, **overrides)
 
@@ -374,9 +375,11 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
         mask = batch["mask"].to(device, non_blocking=True) if uses_mask else None
         if config.objective == "regression":
             return regression_loss(network, source, target, mask)
-        from palette.diffusion import diffusion_loss
+        from palette.diffusion import diffusion_loss, without_source
 
         generators = [noise_generator(config.seed, n, device) for n in batch["sample"].tolist()]
+        if config.conditioning == "none":  # the imputation baseline models the targets alone, every pixel
+            return diffusion_loss(without_source(network), target, target, None, loss_type=config.loss, generator=generators)
         return diffusion_loss(network, source, target, mask, loss_type=config.loss, generator=generators)
 
     # --- logs (rank 0)

@@ -101,6 +101,19 @@ def check_config():
 
     for name, experiment in EXPERIMENTS.items():
         check_samplers(experiment.get("samplers") or [], f"experiments.{name}.samplers")
+        unconditional = train_config(name).get("conditioning") == "none"
+        if unconditional != (experiment.get("role") == "unconditional_imputation"):
+            raise ValueError(
+                f"experiments.{name}: role 'unconditional_imputation' and train.conditioning 'none' go together"
+            )
+        if unconditional and not all(
+            t.startswith(("inpainting", "uncropping"))
+            for t in experiment["evaluate_on"]
+        ):
+            raise ValueError(
+                f"experiments.{name}.evaluate_on: the unconditional model imputes masked pixels; "
+                "it can only be evaluated on inpainting and uncropping variants"
+            )
     check_samplers(SAMPLING["samplers"], "sampling.samplers")
     sweep = SAMPLING.get("sweep")
     if sweep:
@@ -274,3 +287,37 @@ def per_image_files():
 def pair_list(wildcards=None):
     """The pair list (target, source) of a paired data set; nothing for the other kinds."""
     return [f"{RESULTS}/data/pairs.tsv"] if DATASET["kind"] == "paired" else []
+# The human 2AFC study (rules/study.smk), or None.
+STUDY = config["study"] if config["study"]["experiment"] else None
+
+
+def study_samples_dir():
+    """The samples the study judges: its experiment's first sampler on its task (the report's grids)."""
+    experiment, task = STUDY["experiment"], STUDY["task"]
+    return f"{RESULTS}/samples/{experiment}/{task}/{shown_sampler(experiment, task)}"
+
+
+def study_report_files():
+    """The study (when configured) and, once answers exist, their score: people answer between
+    workflow runs, so the score joins the report on the first run after the answers appear.
+    """
+    if not STUDY:
+        return []
+    files = [f"{RESULTS}/study/study.json"]
+    if Path(f"{RESULTS}/study/answers.csv").exists():
+        files.append(f"{RESULTS}/study/score.json")
+    return files
+
+
+if STUDY:
+    if STUDY["experiment"] not in EXPERIMENTS:
+        raise ValueError(
+            f"study.experiment {STUDY['experiment']!r} is not an experiment"
+        )
+    STUDY["task"] = STUDY["task"] or EXPERIMENTS[STUDY["experiment"]]["evaluate_on"][0]
+    if STUDY["task"] not in EXPERIMENTS[STUDY["experiment"]]["evaluate_on"]:
+        raise ValueError(
+            f"study.task {STUDY['task']!r} is not in experiments.{STUDY['experiment']}.evaluate_on"
+        )
+    if STUDY["catch_trials"] >= STUDY["trials_per_rater"]:
+        raise ValueError("study.catch_trials must be below study.trials_per_rater")

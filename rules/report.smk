@@ -93,6 +93,7 @@ rule html_report:
         sample_figures=sample_figure_files(),
         per_image=lambda wildcards: per_image_files(),
         data_check=f"{RESULTS}/data/check.json",
+        study=study_report_files(),
     output:
         report(
             f"{RESULTS}/report.html",
@@ -119,5 +120,6 @@ rule html_report:
             "samples": config["report"]["bootstrap_samples"],
             "fid_samples": config["report"]["fid_bootstrap_samples"],
         },
+        study=canonical(STUDY),
     script:
         "../scripts/html_report.py"

@@ -25,4 +25,5 @@ build_report(
     config_hash=snakemake.params.config_hash,
     verdict_settings=dict(snakemake.params.verdict_settings),
     data_check=snakemake.input.data_check,
+    study_paths=list(snakemake.input.study),
 )

@@ -111,7 +111,9 @@ def test_default_config_covers_every_task_and_ablation():
     every = set(schema()["properties"]["experiments"]["additionalProperties"]["properties"]["evaluate_on"]["items"]["enum"])
     assert evaluated == every - {"paired"}  # the user's own pairs only (dataset.kind: paired)
     roles = {e["role"] for e in experiments}
-    assert {"task_model", "multitask", "regression", "loss_l1", "attention_local", "attention_none", "attention_dilated"} <= roles
+    assert {"task_model", "multitask", "regression", "loss_l1", "attention_local", "attention_none", "attention_dilated",
+            "unconditional_imputation"} <= roles
+    assert config["study"]["task"] == "colorization"  # the paper's fool rate (47.8 %) is for colorization
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +169,7 @@ def test_tiny_dag_end_to_end(tmp_path):
 
     # metrics: one JSON per experiment x task x sampler, with sane values
     metric_files = sorted((results / "metrics").rglob("*.json"))
-    assert len(metric_files) == 3, metric_files
+    assert len(metric_files) == 4, metric_files
     for path in metric_files:
         values = json.loads(path.read_text())
         numbers = _finite_numbers(values)
@@ -176,7 +178,7 @@ def test_tiny_dag_end_to_end(tmp_path):
         if values["sampler"] != "regression":
             assert values["num_samples"] == 2 and 0 <= numbers["lpips_diversity"] < 2
         assert all(math.isfinite(v) for v in numbers.values())
-    for table in ("inpainting", "colorization_regression"):
+    for table in ("inpainting", "colorization_regression", "inpainting_unconditional"):
         lines = (results / "tables" / f"{table}.tsv").read_text().splitlines()
         assert lines[0].startswith("experiment\ttask\tsampler") and len(lines) >= 2
 
@@ -189,6 +191,17 @@ def test_tiny_dag_end_to_end(tmp_path):
     verdicts = html.split('id="reproduce"')[1].split("<h2")[0]
     assert "<table" in verdicts and "Palette has lower FID than regression" in verdicts and "verdict-holds" not in verdicts
     assert "colorization_regression" in html and "Wall time per stage" in html
+    # the unconditional model inpainted by imputation: its own row, known pixels kept exactly
+    assert re.search(r"Unconditional \+ imputation, 128x128 centre</td>\s*<td class=\"label\"><code>inpainting_unconditional", html)
+    from palette.imageio import load_image
+
+    evaluation_set = results / "evaluation_sets" / "inpainting_center"
+    for path in sorted((evaluation_set / "source").glob("*.png")):
+        known = load_image(evaluation_set / "mask" / path.name)[..., 0] < 128
+        sampled = load_image(results / "samples" / "inpainting_unconditional" / "inpainting_center" / "ddim_2" / "sample_0" / path.name)
+        assert (sampled[known] == load_image(path)[known]).all()
+    # the human study is built, and the report says how to run it
+    assert (results / "study" / "study.json").exists() and "palette study serve" in html
     for stage in ("train", "sample", "evaluate"):
         assert f">{stage}<" in html
 
@@ -215,4 +228,19 @@ def test_tiny_dag_end_to_end(tmp_path):
     result = run_snakemake("--configfile", "config/test.yaml", *overrides, "--report", str(report))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert report.stat().st_size > 10_000
+
+    # answers to the study: the next run scores them into the report beside the paper's fool rate
+    from palette.study import AnswerLog, load_study
+
+    study = load_study(results / "study")
+    log = AnswerLog(study, results / "study" / "answers.csv")
+    for token, trials in study["raters"].items():
+        for trial in trials:
+            log.record(token, trial["id"], trial["real_side"] if trial["kind"] == "catch" else "left")
+    fooled = sum(t["real_side"] == "right" for trials in study["raters"].values() for t in trials if t["kind"] == "model")
+    scored = run_snakemake("--cores", "2", "--configfile", "config/test.yaml", *overrides)
+    assert scored.returncode == 0, scored.stdout[-3000:] + scored.stderr[-3000:]
+    score = json.loads((results / "study" / "score.json").read_text())
+    assert (score["fooled"], score["model_trials"]) == (fooled, 6)
+    assert "fooled of 6" in (results / "report.html").read_text()
     print(f"tiny DAG: {wall:.0f} s")
