@@ -91,3 +91,29 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def schema_problem(values: dict, schema: dict, origin: str = "config") -> str | None:
+    """The first way `values` breaks a JSON schema, in one line naming the key ('a.b.c'), with a
+    'did you mean' for a misspelt key; None when it validates. (Snakemake's own `validate`
+    prints the whole schema after the message.)"""
+    import difflib
+
+    import jsonschema
+
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(values))
+    if error is None:
+        return None
+    where = ".".join(map(str, error.absolute_path))
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = list(error.schema.get("properties", {}))
+        unknown = [key for key in error.instance if key not in known]
+        if unknown:
+            key = f"{where}.{unknown[0]}" if where else str(unknown[0])
+            close = difflib.get_close_matches(str(unknown[0]), known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; known keys here: {', '.join(known)}"
+            return f"{origin}: unknown key '{key}'{hint}"
+    value = repr(error.instance)
+    value = value if len(value) <= 80 else value[:77] + "..."
+    return f"{origin}: key '{where or '(top level)'}' has value {value}: {error.message.splitlines()[0][:200]}"

@@ -79,12 +79,19 @@ def sample_evaluation_set(
 
     sampler = sampler if isinstance(sampler, SamplerConfig) else SamplerConfig.from_dict(sampler)
     set_dir, out_dir = Path(set_dir), Path(out_dir)
+    if samples_per_input < 1 or batch_size < 1:
+        raise ValueError(f"samples per input ({samples_per_input}) and batch size ({batch_size}) must be positive")
     sources = list_images(set_dir / "source")
     if not sources:
         raise FileNotFoundError(f"no source images in {set_dir / 'source'}")
     sources = sources[:limit] if limit else sources
     torch_device = resolve_device(device)
     model, config = load_model(checkpoint, torch_device)
+    from palette.degradations import MASKED_TASKS
+
+    if config.task in MASKED_TASKS and not (set_dir / "mask").is_dir():
+        raise FileNotFoundError(f"{set_dir} has no mask/ folder, but the model {checkpoint} fills masked pixels "
+                                f"({config.task}): without masks it would regenerate whole images")
     jobs = [(k, path) for k in range(samples_per_input) for path in sources
             if not (out_dir / f"sample_{k}" / f"{path.stem}.png").exists()]
     with tqdm(total=len(jobs), desc=f"sampling {set_dir.name}", unit="image") as bar:
