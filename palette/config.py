@@ -104,13 +104,13 @@ def load_config(source: str | Path | dict | TrainConfig | None = None, **overrid
     else:
         values = dict(source or {})
     values.update(overrides)
+    _validate(values, origin=str(source) if isinstance(source, (str, Path)) else "train config")
     if isinstance(source, (str, Path)):  # a user's file: the defaults are the paper's 552 M-parameter run
         missing = [key for key in REQUIRED_IN_FILES if key not in values]
         if missing:
             raise ConfigError(f"train config {source}: names no {' and no '.join(repr(k) for k in missing)}; a config "
                               f"must name at least its task and model (e.g. task: inpainting, preset: tiny; "
                               f"see config/train/)")
-    _validate(values, origin=str(source) if isinstance(source, (str, Path)) else "train config")
     filled = {**defaults(), **values}
     _check_consistency(filled)
     return TrainConfig(**filled)
