@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from palette.data import load_evaluation_mask
 from palette.diffusion import TRAINING_SCHEDULE, SamplerConfig, sample
 from palette.distributed import resolve_device
+from palette.errors import positive_int
 from palette.imageio import list_images, load_image, save_image, to_tensor
 
 
@@ -139,7 +140,7 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sampler")
     group.add_argument("--sampler", default="dpm_solver_pp", choices=("paper", "ancestral", "ddim", "dpm_solver_pp"),
                        help="paper = Algorithm 2 with 1000 steps; the others are faster (default: %(default)s)")
-    group.add_argument("--steps", type=int, default=50, help="steps of the fast samplers (default: %(default)s)")
+    group.add_argument("--steps", type=positive_int, default=50, help="steps of the fast samplers (default: %(default)s)")
     group.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (default: %(default)s)")
     group.add_argument("--variance", default="paper", choices=("paper", "posterior"))
     group.add_argument("--clip-x0", action=argparse.BooleanOptionalAction, default=None,

@@ -18,7 +18,8 @@ from palette.workflow_data import PLACES365_ARCHIVES
 
 # Our one-line message first: snakemake's validate prints the whole schema after it.
 _problem = schema_problem(
-    config, yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())
+    config,
+    yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text()),
 )
 if _problem:
     raise ValueError(_problem)
