@@ -12,6 +12,7 @@ file, never half of one.
 A work folder (`CheckpointFolder`) holds
     last.pt            the newest resumable state
     previous.pt        the one before it (the fallback when last.pt is damaged)
+    damaged.pt         a last.pt that failed its check, moved aside instead of being rotated
     step_NNNNNNN.pt    permanent copies every `keep_every` steps (hard links where possible)
 
 Training checkpoints hold: format, kind, step, samples_seen, config, objective, task, model,
@@ -26,11 +27,14 @@ import hashlib
 import logging
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from palette.errors import InputError
 
 FORMAT_VERSION = 1
 DIGEST_KEY = "sha256"
@@ -38,7 +42,7 @@ DIGEST_KEY = "sha256"
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError, RuntimeError):
     """A checkpoint that cannot be used (unreadable, damaged, or from an incompatible run)."""
 
 
@@ -102,12 +106,19 @@ def _to_cpu(obj: Any) -> Any:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load and verify a checkpoint; `CheckpointError` names the file if it is unusable."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is an empty file")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle's protocol is not news; its refusal below is
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupted): {error}") from error
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated, corrupted, or a pickle that "
+                              f"weights_only loading refuses): {_torch_load_reason(error)}") from error
     if not isinstance(state, dict) or DIGEST_KEY not in state:
         raise CheckpointError(f"checkpoint {path} is not a palette checkpoint (no {DIGEST_KEY} digest)")
     stored = state.pop(DIGEST_KEY)
@@ -116,6 +127,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if state.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path} has format {state.get('format')!r}, expected {FORMAT_VERSION}")
     return state
+
+
+def _torch_load_reason(error: Exception) -> str:
+    """The informative line of torch.load's error; its weights_only refusal is a page of advice
+    (including to load with weights_only=False, which would run the file's code)."""
+    boilerplate = ("Weights only load failed", "In PyTorch 2.6", "Re-running", "Please file an issue",
+                   "Check the documentation", "WeightsUnpickler error:")
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    useful = [line for line in lines if not any(phrase in line for phrase in boilerplate)]
+    return " ".join(useful) or (lines[0] if lines else type(error).__name__)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -139,6 +160,11 @@ class CheckpointFolder:
         self.folder = Path(folder)
         self.last = self.folder / "last.pt"
         self.previous = self.folder / "previous.pt"
+        self.damaged = self.folder / "damaged.pt"
+        # file identities (inode, size, mtime) this process wrote or loaded, and ones it refused:
+        # rotation must never demote a damaged last.pt over a good previous.pt
+        self._known_good: set[tuple] = set()
+        self._known_bad: set[tuple] = set()
 
     def permanent(self, step: int) -> Path:
         return self.folder / f"step_{step:07d}.pt"
@@ -148,8 +174,14 @@ class CheckpointFolder:
         for stale in self.folder.glob(".*.tmp*"):  # left by a process killed mid-write
             stale.unlink(missing_ok=True)
         if self.last.exists():
-            os.replace(self.last, self.previous)
+            if self._passes_check(self.last):
+                os.replace(self.last, self.previous)
+            else:  # keep the good previous.pt; the damaged file is kept aside for a look
+                log.error("%s failed its check: moved to %s, %s kept", self.last, self.damaged.name,
+                          self.previous.name)
+                os.replace(self.last, self.damaged)
         save_checkpoint(state, self.last)
+        self._known_good.add(_identity(self.last))
         if keep:
             target = self.permanent(state["step"])
             target.unlink(missing_ok=True)
@@ -158,6 +190,19 @@ class CheckpointFolder:
             except OSError:
                 save_checkpoint(state, target)
         return self.last
+
+    def _passes_check(self, path: Path) -> bool:
+        """Whether `path` is a good checkpoint: known from this process, else loaded and verified."""
+        identity = _identity(path)
+        if identity in self._known_good or identity in self._known_bad:
+            return identity in self._known_good
+        try:
+            load_checkpoint(path)
+        except CheckpointError:
+            self._known_bad.add(identity)
+            return False
+        self._known_good.add(identity)
+        return True
 
     def candidates(self) -> list[Path]:
         """Files to try on resume, newest first."""
@@ -177,13 +222,21 @@ class CheckpointFolder:
             except CheckpointError as error:
                 log.error("%s; trying the previous checkpoint", error)
                 refused.append(str(error))
+                self._known_bad.add(_identity(path))
                 continue
+            self._known_good.add(_identity(path))
             if refused:
                 log.warning("resuming from %s (step %d) instead", path, state["step"])
             return state, path
         if refused:
             raise CheckpointError("no usable checkpoint in " + str(self.folder) + ":\n  " + "\n  ".join(refused))
         return None
+
+
+def _identity(path: Path) -> tuple:
+    """Which file `path` is now: a rewrite or damage in place changes its size or mtime."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 # ----------------------------------------------------------------------------- RNG state as tensors

@@ -3,16 +3,18 @@
 Each subcommand lives in its own module, which provides `add_arguments(parser)` and
 `run(args) -> int`. Modules are imported only when their subcommand runs, so
 `palette --help` stays fast (no torch import). Register a subcommand here only once it works.
-Bad input (ValueError, OSError: a corrupt image, a wrong key, a missing file) ends with a one-line
-error and exit code 2; set PALETTE_DEBUG=1 for the traceback.
+Bad input (ValueError, OSError, a damaged checkpoint, a YAML syntax error: palette.errors) ends with
+a one-line error and exit code 2; set PALETTE_DEBUG=1 for the traceback. Ctrl-C outside training
+(which saves and exits 75 on it) ends with exit code 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
+
+from palette import errors
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -46,13 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = argparse.ArgumentParser(prog=f"palette {top.command}", description=SUBCOMMANDS[top.command][1])
     module.add_arguments(sub)
     args = sub.parse_args(rest)
+    errors.short_warnings()
     try:
         return int(module.run(args) or 0)
-    except (ValueError, OSError) as error:  # bad input: say what and where, without a traceback
-        if os.environ.get("PALETTE_DEBUG"):
+    except KeyboardInterrupt:
+        print(f"palette {top.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # bad input: say what and where, without a traceback
+        if errors.debugging() or not errors.is_bad_input(error):
             raise
-        print(f"palette {top.command}: error: {error}", file=sys.stderr)
-        return 2
+        return errors.report_bad_input(f"palette {top.command}", error)
 
 
 if __name__ == "__main__":

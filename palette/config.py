@@ -104,17 +104,44 @@ def load_config(source: str | Path | dict | TrainConfig | None = None, **overrid
     if isinstance(source, TrainConfig):
         values = source.to_dict()
     elif isinstance(source, (str, Path)):
-        with open(source) as f:
-            values = yaml.safe_load(f) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"train config {source}: expected a mapping of keys to values, got {type(values).__name__}")
+        values = _read_yaml(Path(source))
     else:
         values = dict(source or {})
     values.update(overrides)
     _validate(values, origin=str(source) if isinstance(source, (str, Path)) else "train config")
+    if isinstance(source, (str, Path)):  # a user's file: the defaults are the paper's 552 M-parameter run
+        missing = [key for key in REQUIRED_IN_FILES if key not in values]
+        if missing:
+            raise ConfigError(f"train config {source}: names no {' and no '.join(repr(k) for k in missing)}; a config "
+                              f"must name at least its task and model (e.g. task: inpainting, preset: tiny; "
+                              f"see config/train/)")
     filled = {**defaults(), **values}
     _check_consistency(filled)
     return TrainConfig(**filled)
+
+
+# Keys a config file must set: without them an empty file would start the paper's full-scale run.
+REQUIRED_IN_FILES = ("task", "preset")
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"train config {path}: {'is a folder' if path.is_dir() else 'no such file'}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f)
+    except yaml.YAMLError as error:  # one line: FILE line L column C: the problem
+        from palette.errors import one_line
+
+        where = "" if getattr(error, "problem_mark", None) else f"{path}: "
+        raise ConfigError(f"train config {where}{one_line(error)}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"train config {path}: not a UTF-8 text file ({error.reason})") from None
+    if values is None:  # an empty file: the check for task and preset says what is missing
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"train config {path}: expected a mapping of keys to values, got {type(values).__name__}")
+    return values
 
 
 def _validate(values: dict, origin: str) -> None:

@@ -11,6 +11,8 @@ import json
 import math
 from pathlib import Path
 
+from palette.errors import positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-s", "--src", "--ground-truth", dest="gt_dir", required=True,
@@ -18,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-d", "--dst", "--samples", dest="sample_dir", required=True,
                         help="folder of outputs, or of sample_K/ subfolders")
     parser.add_argument("--json", dest="json_path", default=None,
-                        help="write the results here (default: SAMPLE_DIR/metrics.json)")
+                        help="also write the results to this JSON file (default: the table only; never into "
+                             "SAMPLE_DIR unasked)")
     parser.add_argument("--metrics", default="all",
                         help="comma-separated subset of fid,is,pd,ca,psnr,ssim,lpips,ms_ssim "
                              "(or 'diversity', 'all'; default all)")
@@ -35,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="explicit weight file, e.g. inception_full=/data/inception-2015-12-05.pt "
                              "(names: `palette weights list`); repeatable")
     parser.add_argument("--stats-cache-dir", default=None, help="where reference statistics are cached")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -71,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, progress=not args.no_progress,
     )
     print(format_table(results))
-    json_path = Path(args.json_path) if args.json_path else Path(args.sample_dir) / "metrics.json"
+    if not args.json_path:
+        return 0
+    json_path = Path(args.json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     # strict JSON has no Infinity/NaN (PSNR of identical images is inf): write them as strings
     safe = {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in results.items()}

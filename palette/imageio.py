@@ -219,6 +219,33 @@ def save_image(path: str | os.PathLike, image: np.ndarray | torch.Tensor) -> Pat
     return path
 
 
+# Output formats by file suffix (palette infer): lossless where the format allows; JPEG at high quality.
+_OUTPUT_FORMATS = {".png": ("PNG", {}), ".jpg": ("JPEG", {"quality": 95}), ".jpeg": ("JPEG", {"quality": 95}),
+                   ".webp": ("WEBP", {"lossless": True}), ".bmp": ("BMP", {}), ".tif": ("TIFF", {}),
+                   ".tiff": ("TIFF", {})}
+
+
+def output_format(path: str | os.PathLike) -> tuple[str, dict]:
+    """(Pillow format, save options) for an output file name; ValueError for an unknown suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in _OUTPUT_FORMATS:
+        raise ValueError(f"output {str(path)!r}: unknown image suffix {suffix or '(none)'!r}; "
+                         f"use one of {', '.join(_OUTPUT_FORMATS)}")
+    return _OUTPUT_FORMATS[suffix]
+
+
+def save_image_as(path: str | os.PathLike, image: torch.Tensor | np.ndarray) -> Path:
+    """Like ``save_image``, in the format the suffix names (``output_format``), atomically."""
+    path = Path(path)
+    image_format, options = output_format(path)
+    pixels = to_uint8(image) if _is_tensor(image) else np.asarray(image)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    with atomic_write(path) as handle:
+        Image.fromarray(np.ascontiguousarray(pixels)).save(handle, format=image_format, **options)
+    return path
+
+
 def save_mask(path: str | os.PathLike, mask: np.ndarray | torch.Tensor) -> Path:
     """Save a mask (bool/0-1 ``[H, W]`` or ``[1, H, W]``, 1 = missing) as PNG with 255 = missing."""
     if _is_tensor(mask):
@@ -258,8 +285,11 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """uint8 [H, W, 3] exactly as clean-fid reads images (PIL ``.convert('RGB')``, no alpha
     compositing): what the metrics and the report's figures use, for files we wrote ourselves."""
-    with Image.open(path) as image:
-        return np.array(image.convert("RGB"))
+    try:
+        with Image.open(path) as image:
+            return np.array(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as error:  # Pillow's own messages do not name the file
+        raise _fail(Path(path), "decoding failed (truncated or corrupt)", error) from error
 
 
 _SAMPLE_FOLDER = re.compile(r"^sample_(\d+)$")

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from palette import restore as restore_photos
+from palette.errors import positive_int
 from palette.inference import (INPUT_TASKS, add_sampler_arguments, image_generator, prepare_source, resolve_device,
                                restore, sampler_from_arguments)
 
@@ -19,12 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", help="inpainting/uncropping: a PNG the size of the image, white = pixels to fill")
     parser.add_argument("--task", choices=INPUT_TASKS,
                         help="what the image suffers from; defaults to the model's task (required for multi-task models)")
-    parser.add_argument("--output", required=True, help="where to write the restored PNG")
-    parser.add_argument("--size", type=int, default=None,
+    parser.add_argument("--output", required=True,
+                        help="where to write the restored image; its suffix picks the format (.png, .jpg, .webp, ...)")
+    parser.add_argument("--size", type=positive_int, default=None,
                         help="resize the image so its short side is SIZE first (default: the model's training size for "
                              "models with attention, whose cost grows with the square of the pixel count; native size "
                              "for the attention-free variants)")
-    parser.add_argument("--samples", type=int, default=1, help="write N samples: OUTPUT_0.png ... (default: one, OUTPUT)")
+    parser.add_argument("--samples", type=positive_int, default=1,
+                        help="write N samples: OUTPUT_0.png ... (default: one, OUTPUT)")
     add_sampler_arguments(parser)
     restore_photos.add_arguments(parser)
 
@@ -41,37 +44,71 @@ def resize_short_side(image: torch.Tensor, mask: torch.Tensor | None, size: int)
     return image, mask
 
 
+def check_outputs(args: argparse.Namespace) -> list[Path]:
+    """The output paths; refused when one would overwrite an input or has no image format."""
+    from palette.imageio import output_format
+
+    output = Path(args.output)
+    paths = [output] if args.samples == 1 else [output.with_name(f"{output.stem}_{k}{output.suffix}")
+                                                for k in range(args.samples)]
+    inputs = [Path(p) for p in (args.image, args.mask, args.checkpoint) if p]
+    for path in paths:
+        output_format(path)
+        for given in inputs:
+            if path.resolve() == given.resolve() or (path.exists() and given.exists() and path.samefile(given)):
+                raise ValueError(f"--output {path} is the input {given}: it would be overwritten; choose another name")
+    return paths
+
+
+def tasks_of_model(model_task: str) -> tuple[str, ...]:
+    """The input degradations a model was trained on (multitask: its three components)."""
+    from palette.degradations import MULTITASK_COMPONENTS
+
+    return MULTITASK_COMPONENTS if model_task == "multitask" else (model_task,)
+
+
+def check_mask_has_holes(mask: torch.Tensor | None, described: str | None) -> None:
+    if mask is not None and not bool(mask.any()):
+        raise ValueError(f"mask {described} marks no pixel to fill (all black; white = fill): nothing to restore")
+
+
 def run(args: argparse.Namespace) -> int:
     from palette.checkpoint import load_model
-    from palette.imageio import load_image, load_mask, save_image, to_tensor
+    from palette.imageio import load_image, load_mask, save_image_as, to_tensor
 
     if restore_photos.wanted(args):  # folders, --full-resolution, --extend
         return restore_photos.run(args)
+    outputs = check_outputs(args)  # before any work: a refused output name costs nothing
     device = resolve_device(args.device)
     model, config = load_model(args.checkpoint, device)
     task = args.task or config.task
     if task not in INPUT_TASKS:
         raise ValueError(f"the model was trained on {config.task!r}: say which degradation the image has with --task")
+    if task not in tasks_of_model(config.task):
+        raise ValueError(f"--task {task}: the model {args.checkpoint} was trained on "
+                         f"{', '.join(tasks_of_model(config.task))} only; it has never seen {task} inputs")
     image = to_tensor(load_image(args.image))
     mask = None
     if args.mask:
         mask = torch.from_numpy(load_mask(args.mask)).float()
         if mask.shape != image.shape[-2:]:
             raise ValueError(f"mask {args.mask} is {tuple(mask.shape)} but image {args.image} is {tuple(image.shape[-2:])}")
+    check_mask_has_holes(mask, args.mask)
     size = args.size or (model.image_size if model.attention_type in ("global", "local") else None)
     if size and min(image.shape[-2:]) != size:
         image, mask = resize_short_side(image, mask, size)
         print(f"resized {args.image} to {tuple(image.shape[-2:])} (--size)")
+        check_mask_has_holes(mask, f"{args.mask} resized to {tuple(image.shape[-2:])}")
     source, mask = prepare_source(image, task, mask)
     sampler = sampler_from_arguments(args)
-    output, name = Path(args.output), Path(args.image).stem
+    name = Path(args.image).stem
     source = source[None].to(device)
     batch_mask = None if mask is None else mask[None].to(device)
     for k in range(args.samples):
         generators = [image_generator(args.seed, k, name)]
         result = restore(model, config.objective, source, batch_mask, sampler, generators, progress=True,
                          conditioning=config.conditioning)
-        path = output if args.samples == 1 else output.with_name(f"{output.stem}_{k}{output.suffix}")
-        save_image(path, result[0].cpu())
+        path = outputs[k]
+        save_image_as(path, result[0].cpu())
         print(f"wrote {path}")
     return 0

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from palette.data import load_evaluation_mask
 from palette.diffusion import INFERENCE_SCHEDULE, SAMPLERS, SamplerConfig, impute, sample
 from palette.distributed import resolve_device
+from palette.errors import positive_int
 from palette.imageio import list_images, load_image, save_image, to_tensor
 from palette.sampler_presets import SAMPLER_PRESETS
 
@@ -87,12 +88,19 @@ def sample_evaluation_set(
 
     sampler = sampler if isinstance(sampler, SamplerConfig) else SamplerConfig.from_dict(sampler)
     set_dir, out_dir = Path(set_dir), Path(out_dir)
+    if samples_per_input < 1 or batch_size < 1:
+        raise ValueError(f"samples per input ({samples_per_input}) and batch size ({batch_size}) must be positive")
     sources = list_images(set_dir / "source")
     if not sources:
         raise FileNotFoundError(f"no source images in {set_dir / 'source'}")
     sources = sources[:limit] if limit else sources
     torch_device = resolve_device(device)
     model, config = load_model(checkpoint, torch_device)
+    from palette.degradations import MASKED_TASKS
+
+    if config.task in MASKED_TASKS and not (set_dir / "mask").is_dir():
+        raise FileNotFoundError(f"{set_dir} has no mask/ folder, but the model {checkpoint} fills masked pixels "
+                                f"({config.task}): without masks it would regenerate whole images")
     jobs = [(k, path) for k in range(samples_per_input) for path in sources
             if not (out_dir / f"sample_{k}" / f"{path.stem}.png").exists()]
     with tqdm(total=len(jobs), desc=f"sampling {set_dir.name}", unit="image") as bar:
@@ -141,7 +149,8 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sampler")
     group.add_argument("--sampler", default=fast["name"], choices=SAMPLERS,
                        help="paper = Algorithm 2 with 1000 steps; the others are faster (default: %(default)s)")
-    group.add_argument("--steps", type=int, default=fast["steps"], help="steps of the fast samplers (default: %(default)s)")
+    group.add_argument("--steps", type=positive_int, default=fast["steps"],
+                       help="steps of the fast samplers (default: %(default)s)")
     group.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (default: %(default)s)")
     group.add_argument("--variance", default="paper", choices=("paper", "posterior"))
     group.add_argument("--clip-x0", action=argparse.BooleanOptionalAction, default=None,

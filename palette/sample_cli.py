@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from palette.errors import positive_int
 from palette.inference import add_sampler_arguments, sample_evaluation_set, sampler_from_arguments
 
 
@@ -11,9 +12,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by `palette train`")
     parser.add_argument("--input", required=True, help="an evaluation set: INPUT/source/*.png (+ INPUT/mask/*.png)")
     parser.add_argument("--output", required=True, help="writes OUTPUT/sample_K/NAME.png")
-    parser.add_argument("--samples", type=int, default=1, help="samples per input, for diversity (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--samples", type=positive_int, default=1, help="samples per input, for diversity (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--limit", type=positive_int, default=None, help="only the first N images")
     add_sampler_arguments(parser)
 
 

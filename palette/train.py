@@ -23,7 +23,12 @@ before every save, so a NaN/inf never reaches a checkpoint. A lock file keeps a 
 of a work folder. Hardware helpers (DDP, TF32, the channels_last probe, MFU peaks) live in
 palette.distributed.
 
-Exit codes (`palette train`): 0 done; RESUME_EXIT_CODE (75, EX_TEMPFAIL) when SIGTERM/SIGUSR1 or
+Signals. SIGTERM, SIGINT (Ctrl-C), SIGUSR1 and SIGUSR2 (SLURM's `--signal` warning) stop the loop at
+the next step boundary with a checkpoint; a second Ctrl-C aborts at once (the last checkpoint stays:
+writes are atomic). They may be sent to the whole process group (`timeout`, Ctrl-C, SLURM): the
+DataLoader workers ignore them and leave the shutdown to the main process.
+
+Exit codes (`palette train`): 0 done; RESUME_EXIT_CODE (75, EX_TEMPFAIL) when one of those signals or
 the time budget stopped it after saving a checkpoint (run it again to resume);
 NONFINITE_LOSS_EXIT_CODE (65) when the loss became NaN/inf (the last good checkpoint is kept);
 CONFIG_EXIT_CODE (78) for a bad config or a checkpoint from an incompatible config. Under
@@ -62,6 +67,7 @@ from palette.files import atomic_write
 RESUME_EXIT_CODE = 75  # EX_TEMPFAIL: checkpoint saved, run again to resume
 NONFINITE_LOSS_EXIT_CODE = 65  # EX_DATAERR: loss became NaN/inf; last good checkpoint kept
 CONFIG_EXIT_CODE = 78  # EX_CONFIG: bad config, or a checkpoint from an incompatible config
+PAPER_SCALE_PARAMETERS = 100_000_000  # the paper's U-Net has 552 M; `public` 68 M, `small` 1.5 M
 
 
 class TrainingPreempted(SystemExit):
@@ -215,19 +221,43 @@ def make_loader(config: TrainConfig, start_sample: int, accumulation: int, rank:
     return torch.utils.data.DataLoader(
         EpochIndexed(dataset), batch_sampler=stream, num_workers=config.num_workers, pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(config.seed),  # its base seed must not draw from the global RNG
+        worker_init_fn=ignore_stop_signals,
     )
 
 
 # ----------------------------------------------------------------------------- signals
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def ignore_stop_signals(worker_id: int | None = None) -> None:
+    """In a DataLoader worker: a signal to the process group must not kill it (the main process
+    stops the run after saving; the workers end when it does). Unblocks what `start_workers` blocked."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def start_workers(loader):
+    """iter(loader), with the stop signals blocked while its worker processes start, so that none
+    can arrive in a worker before `ignore_stop_signals` has run there (a pending one stays pending
+    in the main process, for StopSignals)."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        return iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 class StopSignals:
-    """SIGTERM / SIGUSR1 set a flag; the loop saves and exits at the next step boundary."""
+    """STOP_SIGNALS set a flag; the loop saves and exits at the next step boundary. A second
+    SIGINT raises KeyboardInterrupt (Ctrl-C twice: stop now)."""
 
     def __init__(self):
         self.received: str | None = None
         self._previous = {}
 
     def __enter__(self):
-        for signum in (signal.SIGTERM, signal.SIGUSR1):
+        for signum in STOP_SIGNALS:
             try:
                 self._previous[signum] = signal.signal(signum, self._handle)
             except ValueError:  # not the main thread: leave handling to the caller
@@ -235,7 +265,10 @@ class StopSignals:
         return self
 
     def _handle(self, signum, frame):
-        self.received = signal.Signals(signum).name
+        if signum == signal.SIGINT and self.received == "SIGINT":
+            raise KeyboardInterrupt
+        if self.received is None:
+            self.received = signal.Signals(signum).name
 
     def __exit__(self, *exc):
         for signum, handler in self._previous.items():
@@ -281,8 +314,12 @@ def open_csv_log(path: Path, resume_step: int):
 
 
 # ----------------------------------------------------------------------------- the loop
-def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_checkpoint: str | Path | None = None) -> Path:
+def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_checkpoint: str | Path | None = None,
+          allow_cpu_paper_scale: bool = False) -> Path:
     """Train to `config.steps`, resuming from `workdir`; write the final EMA checkpoint.
+
+    A network of PAPER_SCALE_PARAMETERS or more on a CPU is refused (ConfigError) unless
+    `allow_cpu_paper_scale` (`palette train --allow-cpu-paper-scale`) says it is meant.
 
     The final checkpoint (default WORKDIR/final.pt) is written atomically, with the CSV log
     beside it (same name, .csv). Raises TrainingPreempted (a SystemExit with RESUME_EXIT_CODE)
@@ -296,6 +333,14 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
     rank, world_size, device = setup_distributed(config.device)
     is_main = rank == 0
     accumulation = micro_batches(config, world_size)  # micro-batches per step on each process
+    if device.type == "cpu" and not allow_cpu_paper_scale:  # before the work folder is made
+        with torch.device("meta"):
+            parameters = sum(p.numel() for p in build_model(config).parameters())
+        if parameters >= PAPER_SCALE_PARAMETERS:
+            raise ConfigError(
+                f"train config: preset {config.preset!r} ({parameters / 1e6:.1f} M parameters, batch "
+                f"{config.batch_size}, {config.steps} steps) would train on a CPU; pass --allow-cpu-paper-scale "
+                "if that is meant, or choose a smaller preset (tiny, small) or a GPU")
     workdir_lock = lock_workdir(workdir) if is_main else None  # held until this function returns
 
     # --- speed switches
@@ -384,7 +429,6 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
 
     # --- logs (rank 0)
     loader = make_loader(config, step * config.batch_size, accumulation, rank, world_size, pin_memory=device.type == "cuda")
-    batches = iter(loader)
     csv_file = csv_writer = tensorboard = None
     if is_main:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -443,6 +487,7 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
     raw_model.train()
     try:
         with StopSignals() as signals:
+            batches = start_workers(loader)  # under StopSignals: a signal from here on saves and stops
             while step < config.steps:
                 step_started = time.monotonic()
                 lr = learning_rate(step, config)
@@ -546,6 +591,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"seconds this run may take; it saves and exits with code {RESUME_EXIT_CODE} before then")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key (VALUE parsed as YAML), e.g. --set lr=2e-4")
+    parser.add_argument("--allow-cpu-paper-scale", action="store_true",
+                        help=f"train a network of {PAPER_SCALE_PARAMETERS // 10**6} M parameters or more on a CPU "
+                             "(refused otherwise: the paper's U-Net would take years there)")
     parser.add_argument("--no-lease", action="store_true",
                         help="do not lease a GPU through palette.lease (it is skipped anyway when CUDA_VISIBLE_DEVICES is set)")
     parser.add_argument("--lease-wait", type=float, default=0.0,
@@ -561,7 +609,12 @@ def run(args: argparse.Namespace) -> int:
         if not separator:
             print(f"palette train: --set expects KEY=VALUE, got {item!r}", file=sys.stderr)
             return CONFIG_EXIT_CODE
-        overrides[key.strip()] = yaml.safe_load(value)
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            print(f"palette train: --set {item!r}: the value is not YAML ({getattr(error, 'problem', error)})",
+                  file=sys.stderr)
+            return CONFIG_EXIT_CODE
     if args.steps is not None:
         overrides["steps"] = args.steps
     if args.time_budget is not None:
@@ -576,7 +629,7 @@ def run(args: argparse.Namespace) -> int:
             except LeaseError as error:
                 print(f"palette train: {error}; try again later", file=sys.stderr)
                 return RESUME_EXIT_CODE
-        train(config, args.workdir, args.final)
+        train(config, args.workdir, args.final, allow_cpu_paper_scale=args.allow_cpu_paper_scale)
     except (ConfigError, CheckpointError) as error:
         print(f"palette train: {error}", file=sys.stderr)
         return CONFIG_EXIT_CODE

@@ -300,7 +300,27 @@ def _atomic_copy_checked(spec: WeightFile, source: Path, destination: Path) -> P
     return destination
 
 
+# Seconds to wait for a download server to accept a connection: behind a firewall that drops
+# packets a plain download would stall for its whole read timeout before saying so.
+CONNECT_TIMEOUT_ENV = "PALETTE_CONNECT_TIMEOUT"
+
+
+def _check_reachable(url: str) -> None:
+    import socket
+    import urllib.parse
+
+    seconds = float(os.environ.get(CONNECT_TIMEOUT_ENV, "5"))
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=seconds).close()
+    except OSError as error:
+        raise ConnectionError(f"{parts.hostname}:{port} not reachable within {seconds:g} s ({error}); offline? "
+                              f"(set {CONNECT_TIMEOUT_ENV} to wait longer, {OFFLINE_ENV}=1 to skip downloads)") from None
+
+
 def _download_url(spec: WeightFile, destination: Path, timeout: float = 60.0) -> Path:
+    _check_reachable(spec.url)
     with tempfile.TemporaryDirectory() as scratch:
         partial = Path(scratch) / spec.filename
         with urllib.request.urlopen(spec.url, timeout=timeout) as response, open(partial, "wb") as out:

@@ -12,11 +12,19 @@ import yaml
 from snakemake.utils import validate
 
 from palette.config import schema as train_schema, work_key
+from palette.errors import schema_problem
 from palette.sampler_presets import resolve_sampler
 from palette.tasks import EVALUATION_TASKS, PAIRED_TASK
 from palette.verdict import GROUND_TRUTH_NUMBERS
 from palette.workflow_data import PLACES365_ARCHIVES
 
+# Our one-line message first: snakemake's validate prints the whole schema after it.
+_problem = schema_problem(
+    config,
+    yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text()),
+)
+if _problem:
+    raise ValueError(_problem)
 validate(config, "../config/schema.yaml")
 
 RESULTS = config["results_dir"].rstrip("/")

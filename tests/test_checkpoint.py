@@ -118,3 +118,39 @@ def test_training_resumes_from_previous_when_last_is_corrupted(tmp_path):
     assert load_checkpoint(final)["step"] == 8
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in log[1:]] == ["2", "4", "6", "8"]
+
+
+def test_rotation_never_demotes_a_damaged_last_checkpoint(tmp_path, caplog):
+    folder = CheckpointFolder(tmp_path)
+    for step in (10, 20):
+        folder.save(state_at(step))
+    folder.last.write_bytes(folder.last.read_bytes()[:-100])  # damaged behind the writer's back
+    with caplog.at_level(logging.ERROR):
+        folder.save(state_at(30))
+    assert "failed its check" in caplog.text
+    assert load_checkpoint(folder.previous)["step"] == 10  # the good fallback survives
+    assert load_checkpoint(folder.last)["step"] == 30 and folder.damaged.exists()
+    # a new process (nothing known about the files) checks last.pt before demoting it
+    fresh = CheckpointFolder(tmp_path)
+    fresh.last.write_bytes(b"garbage")
+    fresh.save(state_at(40))
+    assert load_checkpoint(fresh.previous)["step"] == 10 and load_checkpoint(fresh.last)["step"] == 40
+    fresh.save(state_at(50))  # a good last.pt is demoted as before
+    assert [load_checkpoint(p)["step"] for p in (fresh.last, fresh.previous)] == [50, 40]
+
+
+def test_a_second_damage_after_recovering_still_resumes_from_a_good_checkpoint(tmp_path):
+    files = data.make_crops(data.demo_photo_paths()[:2], tmp_path / "crops", crop_size=32, scales=(0.5,), crops_per_scale=3)
+    config = dict(task="inpainting", preset="tiny", image_size=32, batch_size=2, steps=6, warmup_steps=0, num_workers=0,
+                  log_every=2, checkpoint_every=2, keep_every=None, tensorboard=False, progress_bar=False,
+                  train_files=str(data.write_file_list(tmp_path / "train.txt", files)))
+    train(config, tmp_path / "run")  # last.pt = step 6, previous.pt = step 4
+    folder = CheckpointFolder(tmp_path / "run" / "checkpoints")
+    folder.last.write_bytes(folder.last.read_bytes()[:1000])  # first damage
+    train({**config, "steps": 6}, tmp_path / "run")  # recovers from step 4 and saves step 6 again
+    assert load_checkpoint(folder.previous)["step"] == 4, "the damaged last.pt replaced the good previous.pt"
+    folder.last.write_bytes(b"\0" * 100)  # second damage
+    final = train({**config, "steps": 8}, tmp_path / "run")
+    assert load_checkpoint(final)["step"] == 8
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in log[1:]] == ["2", "4", "6", "8"]  # resumed from step 4, not from 0

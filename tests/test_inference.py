@@ -52,7 +52,7 @@ def test_infer_restores_one_image_and_rejects_bad_input(checkpoint, tmp_path, ca
     assert "needs a mask" in capsys.readouterr().err
     (tmp_path / "broken.png").write_bytes((tmp_path / "photo.png").read_bytes()[:200])
     args[args.index(str(tmp_path / "photo.png"))] = str(tmp_path / "broken.png")
-    assert main(args + ["--task", "jpeg", "--output", str(tmp_path / "x.png")]) == 2
+    assert main(args + ["--mask", str(tmp_path / "mask.png"), "--output", str(tmp_path / "x.png")]) == 2
     assert "broken.png" in capsys.readouterr().err
 
 

@@ -351,3 +351,83 @@ def test_log_rows_time_speed_after_the_first_step(crop_list, tmp_path):
     assert all(float(row["images_per_s"]) > 0 for row in rows[1:]) and all(row["mfu"] == "" for row in rows)
     train(tiny_config(crop_list, steps=5), tmp_path / "run")  # resumed: its first step is untimed too
     assert [row["images_per_s"] == "" for row in log_rows(tmp_path / "run" / "log.csv")] == [True, False, False, True, False]
+
+
+def signal_group_when_at(config: Path, workdir: Path, step: int, signum: int) -> tuple[subprocess.CompletedProcess, int]:
+    """Start a trainer in its own process group (as a shell job, `timeout` or a SLURM step would),
+    signal the whole group once it has logged `step`, and wait for every process of it to end."""
+    process = subprocess.Popen(trainer(config, workdir), env=environment(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    reached = wait_for_step(process, workdir, step)
+    os.killpg(process.pid, signum)  # the main process and its DataLoader workers alike
+    _, stderr = process.communicate(timeout=120)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the workers leave with the main process
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError("DataLoader workers outlived the trainer")
+    return subprocess.CompletedProcess(process.args, process.returncode, "", stderr), reached
+
+
+def test_group_signals_with_workers_save_exit_75_and_resume_bitwise(crop_list, tmp_path):
+    """SIGTERM, then SIGINT (Ctrl-C), to the whole process group of a trainer with 2 DataLoader
+    workers: each time a loadable checkpoint and exit 75, and the resumed run ends bitwise equal
+    to an uninterrupted one."""
+    config = write_config(tmp_path / "config.yaml", tiny_config(crop_list, num_workers=2, steps=16, checkpoint_every=1000))
+    whole = subprocess.run(trainer(config, tmp_path / "whole"), env=environment(), capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+
+    workdir = tmp_path / "interrupted"
+    for signum, at_step in ((signal.SIGTERM, 3), (signal.SIGINT, 8)):
+        stopped, reached = signal_group_when_at(config, workdir, at_step, signum)
+        name = signal.Signals(signum).name
+        assert stopped.returncode == RESUME_EXIT_CODE, f"{name}: exit {stopped.returncode}\n{stopped.stderr[-3000:]}"
+        assert f"training stopped ({name})" in stopped.stderr
+        for symptom in ("Traceback", "KeyboardInterrupt", "DataLoader worker"):
+            assert symptom not in stopped.stderr, f"{name}:\n{stopped.stderr[-3000:]}"
+        state = load_checkpoint(workdir / "checkpoints" / "last.pt")
+        assert at_step <= state["step"] < 16 and not (workdir / "final.pt").exists(), (name, reached)
+        if signum == signal.SIGINT:
+            assert "resumed from" in stopped.stderr
+
+    finished = subprocess.run(trainer(config, workdir), env=environment(), capture_output=True, text=True)
+    assert finished.returncode == 0 and "resumed from" in finished.stderr, finished.stderr
+    a, b = load_checkpoint(tmp_path / "whole" / "final.pt"), load_checkpoint(workdir / "final.pt")
+    for part in ("model", "ema"):
+        differing = [name for name in a[part] if not torch.equal(a[part][name], b[part][name])]
+        assert not differing, f"{part} tensors differ: {differing[:3]}"
+    assert [row["loss"] for row in log_rows(tmp_path / "whole" / "log.csv")] == \
+        [row["loss"] for row in log_rows(workdir / "log.csv")]
+
+
+def test_a_second_ctrl_c_aborts_at_once():
+    from palette.train import StopSignals
+
+    with StopSignals() as signals:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert signals.received == "SIGINT"  # the first one asks for a save at the step's end
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_empty_or_paper_scale_config_is_refused_before_anything_is_written(tmp_path, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    workdir = tmp_path / "w"
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert run(parser.parse_args(["--config", str(empty), "--workdir", str(workdir), "--no-lease"])) == CONFIG_EXIT_CODE
+    assert "names no 'task' and no 'preset'" in capsys.readouterr().err
+    paper = write_config(tmp_path / "paper.yaml", {"task": "inpainting", "preset": "paper", "device": "cpu"})
+    assert run(parser.parse_args(["--config", str(paper), "--workdir", str(workdir), "--no-lease"])) == CONFIG_EXIT_CODE
+    error = capsys.readouterr().err
+    assert "552.8 M parameters" in error and "--allow-cpu-paper-scale" in error
+    assert not workdir.exists()

@@ -82,6 +82,10 @@ class StreamingStatistics:
     def mean_and_covariance(self) -> tuple[np.ndarray, np.ndarray]:
         if self.count < 2:
             raise ValueError(f"FID statistics need at least 2 images, got {self.count}")
+        if self.count < self.dim:  # rank-deficient covariance: FID is biased upwards, strongly for small N
+            warnings.warn(f"FID statistics from {self.count} images (fewer than the {self.dim} Inception features): "
+                          "the value is strongly biased by the sample size; compare FIDs only at equal N "
+                          "(the paper uses 10,000 images or more)", stacklevel=2)
         centred_mean = self._sum / self.count
         covariance = (self._outer - self.count * np.outer(centred_mean, centred_mean)) / (self.count - 1)
         return self._shift + centred_mean, covariance
