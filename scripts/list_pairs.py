@@ -5,6 +5,10 @@ import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
+from palette.errors import brief_script_errors
+
+brief_script_errors(f"rule {snakemake.rule}")  # bad input: one line in the log, exit 2
+
 from palette.data import write_file_list
 from palette.workflow_data import paired_splits, write_pairs
 

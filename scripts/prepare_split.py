@@ -4,6 +4,10 @@ import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
+from palette.errors import brief_script_errors
+
+brief_script_errors(f"rule {snakemake.rule}")  # bad input: one line in the log, exit 2
+
 import json
 
 from palette.data import read_file_list, write_file_list
