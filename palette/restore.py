@@ -37,7 +37,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from palette.imageio import IMAGE_EXTENSIONS, list_images, load_image, load_mask, save_image, to_tensor, to_uint8
+from palette.imageio import (IMAGE_EXTENSIONS, list_images, load_image, load_mask, output_format, save_image_as,
+                             to_tensor, to_uint8)
 from palette.inference import image_generator, prepare_source
 
 Restorer = Callable[[torch.Tensor, "torch.Tensor | None", Sequence[torch.Generator]], torch.Tensor]
@@ -368,12 +369,12 @@ def sample_paths(output: Path, samples: int) -> tuple[Path, ...]:
 
 def plan_jobs(image: str | Path, output: str | Path, mask: str | Path | None, samples: int, masked: bool) -> list[Job]:
     """The images to restore and where each goes. A folder's images (any depth) go to the output
-    folder under their relative path with a .png suffix; masks come from a mask folder with the
-    same relative names (any image suffix). Everything is checked before any work starts."""
+    folder under their relative path with a .png suffix (one image's output: the format its suffix
+    names, palette.imageio.output_format); masks come from a mask folder with the same relative
+    names (any image suffix). Everything is checked before any work starts."""
     image, output = Path(image), Path(output)
     if not image.is_dir():
-        if output.suffix.lower() != ".png":
-            raise ValueError(f"--output {output}: restored images are written as PNG; name it NAME.png")
+        output_format(output)
         if output.resolve() == image.resolve():
             raise ValueError(f"--output {output} is the input image: choose another name")
         return [Job(image, Path(mask) if mask else None, sample_paths(output, samples), image.stem)]
@@ -484,7 +485,7 @@ def _restore_whole(batch, prepared, task: str, restorer: Restorer, seed: int) ->
         mask = None if masks[0] is None else torch.stack(masks)
         outputs = restorer(torch.stack(sources), mask, [image_generator(seed, k, job.name) for job, k in members])
         for (job, k), output in zip(members, outputs):
-            save_image(job.outputs[k], output)
+            save_image_as(job.outputs[k], output)
 
 
 def _restore_large(job: Job, k: int, image, mask, task: str, restorer: Restorer, window: int, overlap: int,
@@ -500,4 +501,4 @@ def _restore_large(job: Job, k: int, image, mask, task: str, restorer: Restorer,
     else:
         source, _ = prepare_source(to_tensor(image), task, None if mask is None else torch.from_numpy(mask).float())
         result = restore_tiles(source, restorer, window, overlap, batch_size=args.batch_size, **common)
-    save_image(job.outputs[k], result)
+    save_image_as(job.outputs[k], result)

@@ -19,11 +19,24 @@ WINDOW = 32
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("restore")
-    config = dict(name="t", task="inpainting", preset="tiny", image_size=WINDOW, batch_size=2, steps=2, num_workers=0,
-                  warmup_steps=0, log_every=1, checkpoint_every=2)
-    return train(config, folder / "work", folder / "final.pt")
+def checkpoint(model_for_task):
+    return model_for_task("inpainting")
+
+
+@pytest.fixture(scope="module")
+def model_for_task(tmp_path_factory):
+    """A tiny model trained for 2 steps on a task, made once per task."""
+    made = {}
+
+    def make(task):
+        if task not in made:
+            folder = tmp_path_factory.mktemp(f"restore_{task}")
+            config = dict(name="t", task=task, preset="tiny", image_size=WINDOW, batch_size=2, steps=2,
+                          num_workers=0, warmup_steps=0, log_every=1, checkpoint_every=2)
+            made[task] = train(config, folder / "work", folder / "final.pt")
+        return made[task]
+
+    return make
 
 
 def photo(height, width, index=0):
@@ -200,14 +213,18 @@ def test_panorama_through_the_cli(checkpoint, tmp_path):
     assert np.array_equal(result[:, :27], fit_across(image, "right", WINDOW))  # the original part is unchanged
 
 
-def test_panorama_refuses_a_model_that_does_not_uncrop_and_outputs_are_png(checkpoint, tmp_path, capsys):
+def test_panorama_refuses_a_model_that_does_not_uncrop_and_outputs_need_an_image_suffix(checkpoint, tmp_path, capsys):
     save_image(tmp_path / "photo.png", photo(32, 32))
     assert main(["infer", "--checkpoint", str(checkpoint), "--image", str(tmp_path / "photo.png"),
                  "--extend", "left", "--output", str(tmp_path / "o.png")]) == 2
     assert "uncropping model" in capsys.readouterr().err
     assert main(["infer", "--checkpoint", str(checkpoint), "--image", str(tmp_path / "photo.png"), "--task", "jpeg",
-                 "--full-resolution", "--output", str(tmp_path / "o.jpg")]) == 2
-    assert "written as PNG" in capsys.readouterr().err
+                 "--full-resolution", "--output", str(tmp_path / "o.png")]) == 2
+    assert "never seen jpeg inputs" in capsys.readouterr().err
+    assert main(["infer", "--checkpoint", str(checkpoint), "--image", str(tmp_path / "photo.png"),
+                 "--full-resolution", "--output", str(tmp_path / "o.xyz")]) == 2
+    assert "unknown image suffix" in capsys.readouterr().err
+    assert not list(tmp_path.glob("o.*"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,11 +264,11 @@ def test_tiles_that_agree_reproduce_the_image_exactly():
 
 
 @pytest.mark.parametrize("task, scale", [("jpeg", 1), ("super_resolution", 4)])
-def test_tiled_restoration_through_the_cli(checkpoint, tmp_path, task, scale):
+def test_tiled_restoration_through_the_cli(model_for_task, tmp_path, task, scale):
     image = photo(44, 58) if scale == 1 else photo(14, 18)
     save_image(tmp_path / "photo.png", image)
     out = tmp_path / "restored.png"
-    assert main(["infer", "--checkpoint", str(checkpoint), "--image", str(tmp_path / "photo.png"), "--task", task,
+    assert main(["infer", "--checkpoint", str(model_for_task(task)), "--image", str(tmp_path / "photo.png"), "--task", task,
                  "--full-resolution", "--overlap", "8", "--steps", "2", "--output", str(out)]) == 0
     assert load_image(out).shape == (image.shape[0] * scale, image.shape[1] * scale, 3)
 
