@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -78,3 +79,24 @@ def test_psnr_matches_its_definition():
     first, second = photo_pair(64, 10)
     mse = np.mean((first.astype(np.float64) - second) ** 2)
     assert psnr(first, second) == pytest.approx(10 * np.log10(255**2 / mse), rel=1e-12)
+
+
+def test_high_frequency_ratio_flags_speckle_not_clean_samples():
+    from palette.data import demo_photo_paths
+    from palette.imageio import load_image
+    from palette.metrics.image_quality import high_frequency_energy, high_frequency_ratio
+
+    targets = [load_image(path)[:96, :96] for path in demo_photo_paths()[:3]]
+    rng = np.random.default_rng(0)
+    speckled = [np.clip(t + rng.normal(0, 20, t.shape), 0, 255).astype(np.uint8) for t in targets]
+    blurred = [cv2.GaussianBlur(t, (0, 0), 2.0) for t in targets]
+    assert high_frequency_ratio(targets, targets) == pytest.approx(1.0)
+    assert high_frequency_ratio(speckled, targets) > 1.5
+    assert high_frequency_ratio(blurred, targets) < 0.5
+    # restricted to the generated pixels, noise there is not diluted by the known ones
+    mask = np.zeros((96, 96), bool)
+    mask[32:64, 32:64] = True
+    holed = [np.where(mask[..., None], s, t) for s, t in zip(speckled, targets)]
+    assert high_frequency_ratio(holed, targets, [mask] * 3) > high_frequency_ratio(holed, targets)
+    flat = np.full((8, 8, 3), 128, np.uint8)
+    assert high_frequency_energy(flat) == pytest.approx(0.0, abs=1e-20)
