@@ -39,7 +39,7 @@ from palette.ema import EMA  # noqa: E402
 from palette.distributed import (  # noqa: E402
     arithmetic_of, device_peak_flops, group_norm_keeps_channels_last, set_tf32,
 )
-from palette.train import noise_generator  # noqa: E402
+from palette.data import noise_generator  # noqa: E402
 from palette.unet import PRESETS, build_unet, count_parameters, forward_flops  # noqa: E402
 
 DEFAULT_BATCH = {"paper": 8, "paper_local": 8, "paper_no_attention": 8, "paper_dilated": 8,

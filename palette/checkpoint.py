@@ -287,7 +287,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", ema: bool =
     "regression") and `task` are in the config.
     """
     from palette.config import load_config
-    from palette.train import build_model
+    from palette.models import build_model
 
     state = load_checkpoint(path)
     config = load_config(state["config"])

@@ -18,7 +18,7 @@ from palette import errors
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("palette.train", "train a Palette model or the regression baseline (resumable; exit 75 = resume me)"),
+    "train": ("palette.train_cli", "train a Palette model or the regression baseline (resumable; exit 75 = resume me)"),
     "sample": ("palette.sample_cli", "restore every image of an evaluation set (SET/source, SET/mask) with a checkpoint"),
     "infer": ("palette.infer_cli", "restore one image of your own (grayscale, holed + mask, JPEG, low-resolution)"),
     "eval": ("palette.eval_cli", "evaluate samples against ground truth: FID, IS, CA, PD, diversity"),

@@ -12,6 +12,8 @@
 - ``write_evaluation_set`` writes the fixed, seeded inputs of one evaluation task variant
   (``DIR/source``, ``DIR/target``, ``DIR/mask`` for masked tasks); ``EvaluationSet`` and
   ``load_evaluation_pair`` read them back (``load_evaluation_mask``: the mask alone, as the samplers read it).
+- The training stream (``training_files``, ``make_loader``, ``noise_generator``): which item,
+  crop, degradation, gamma and noise sample n of a run gets, a function of (seed, n) only.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ import torch
 from torch.utils.data import Dataset
 
 from palette import degradations, masks
+from palette.config import ConfigError, TrainConfig
 from palette.files import atomic_write
-from palette.imageio import load_image, load_mask, save_image, save_mask, to_tensor
+from palette.imageio import list_images, load_image, load_mask, save_image, save_mask, to_tensor
+from palette.signals import ignore_stop_signals
 from palette.tasks import PAIRED_TASK
 
 # (package, path inside the package): everyday scenes only (no microscopy, astronomy, charts).
@@ -149,8 +153,13 @@ def _group_key(file: str) -> str:
     return str(path.parent / SAME_SCENE.get(prefix, prefix))
 
 
-def split_files(files, fractions: dict[str, float] | None = None, seed: int = 0) -> dict[str, list[str]]:
+def split_files(files, fractions: dict[str, float] | None = None, seed: int = 0,
+                holdout: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
     """Seeded split of ``files`` into named parts (default train 0.85 / val 0.05 / test 0.10).
+
+    ``holdout`` names photos (crop groups: ``PHOTO`` of ``PHOTO__...``, or a ``SAME_SCENE`` name)
+    that go to a given split whatever the draw, e.g. ``{"test": ["chelsea", "flower"]}``; the
+    other photos are split by ``fractions``. A name that matches no photo is an error.
 
     Crops of one photo (same ``PHOTO__`` prefix and folder; the two motorcycle photos, a stereo
     pair, count as one) always go to the same split: the
@@ -166,10 +175,18 @@ def split_files(files, fractions: dict[str, float] | None = None, seed: int = 0)
     groups: dict[str, list[str]] = {}
     for file in sorted(str(f) for f in files):
         groups.setdefault(_group_key(file), []).append(file)
+    splits: dict[str, list[str]] = {name: [] for name in fractions}
+    named = {photo: split for split, photos in (holdout or {}).items() for photo in photos}
+    unknown = sorted(set(named) - {Path(key).name for key in groups})
+    if unknown or not set(named.values()) <= set(splits):
+        raise ValueError(f"split holdout names {unknown or sorted(set(named.values()) - set(splits))}, which "
+                         f"match no photo or split; photos: {sorted({Path(key).name for key in groups})}")
+    for key in sorted(groups):
+        if Path(key).name in named:
+            splits[named[Path(key).name]].extend(groups.pop(key))
     keys = sorted(groups)
     order = np.random.default_rng(seed).permutation(len(keys))
     total = sum(len(members) for members in groups.values())
-    splits: dict[str, list[str]] = {name: [] for name in fractions}
     positive = [name for name, value in sorted(fractions.items(), key=lambda item: item[1]) if value > 0]
     for position, key_index in enumerate(order):
         members = groups[keys[key_index]]
@@ -397,3 +414,101 @@ class EvaluationSet(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return load_evaluation_pair(self.set_dir, self.names[index])
+
+
+# ---------------------------------------------------------------------------------------------
+# The training stream: which item, crop, degradation, gamma and noise sample n of a run gets.
+# Sample n of the run is item perm(seed, epoch)[n mod N] of epoch n // N; an item's crop and
+# degradation depend only on (seed, epoch, index) (PairedDataset), and its gamma and noise come
+# from a generator seeded by (seed, n) (`noise_generator`). So a run resumed after step s restarts
+# at sample s x batch_size, and how a step is split over GPUs and micro-batches changes nothing
+# but float rounding.
+
+def training_files(config: TrainConfig) -> list[Path]:
+    """config.train_files: a file list, a folder of images, or None for the installed photos."""
+    if config.train_files is None:
+        files = list(demo_photo_paths())
+    else:
+        location = Path(config.train_files)
+        if location.is_dir():
+            files = list_images(location, recursive=True)
+        elif location.is_file():  # relative entries: from the working folder, else from the list's folder
+            files = [f if Path(f).is_absolute() or Path(f).exists() else location.parent / f
+                     for f in read_file_list(location)]
+        else:
+            raise ConfigError(f"train config: key 'train_files' has value {config.train_files!r}: no such file or folder")
+    if not files:
+        raise ConfigError(f"train config: key 'train_files' has value {config.train_files!r}: no images found")
+    return [Path(f) for f in files]
+
+
+def epoch_permutation(length: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of one epoch: a function of (seed, epoch) only."""
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    return torch.randperm(length, generator=generator)
+
+
+NOISE_STREAM = 1  # keeps the noise seeds apart from the data-order seeds (seed, epoch)
+
+
+def noise_generator(seed: int, sample: int, device: torch.device) -> torch.Generator:
+    """The generator of sample `sample`'s gamma and noise: a function of (seed, sample) only."""
+    value = int(np.random.SeedSequence([seed, NOISE_STREAM, sample]).generate_state(1, np.uint64)[0])
+    return torch.Generator(device=device).manual_seed(value)
+
+
+class SampleStream(torch.utils.data.Sampler):
+    """Endless batches of (epoch, index, n) for this rank, starting at global sample `start`.
+
+    Global sample n is index perm(seed, n // N)[n % N] of epoch n // N. An optimizer step takes
+    `batch_size` consecutive samples; micro-batch k of rank r is its slice (k * world + r).
+    """
+
+    def __init__(self, length, seed, batch_size, grad_accumulation, rank, world_size, start):
+        self.length, self.seed, self.start = length, seed, start
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
+        self.micro_batches = grad_accumulation
+        self.micro_batch_size = batch_size // (grad_accumulation * world_size)
+        self._epoch, self._permutation = None, None
+
+    def _sample(self, n: int) -> tuple[int, int, int]:
+        epoch = n // self.length
+        if epoch != self._epoch:
+            self._epoch, self._permutation = epoch, epoch_permutation(self.length, self.seed, epoch)
+        return epoch, int(self._permutation[n % self.length]), n
+
+    def __iter__(self):
+        step_start = self.start
+        while True:
+            for k in range(self.micro_batches):
+                first = step_start + (k * self.world_size + self.rank) * self.micro_batch_size
+                yield [self._sample(n) for n in range(first, first + self.micro_batch_size)]
+            step_start += self.batch_size
+
+
+class EpochIndexed(torch.utils.data.Dataset):
+    """dataset[(epoch, index, n)] = the item `index` of `epoch` (PairedDataset items depend on
+    both), with "sample": n, its number in the run (it seeds the item's diffusion noise)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, index, sample = key
+        self.dataset.set_epoch(epoch)
+        return {**self.dataset[index], "sample": sample}
+
+
+def make_loader(config: TrainConfig, start_sample: int, accumulation: int, rank: int, world_size: int, pin_memory: bool):
+    """The training stream from global sample `start_sample` on, for this rank; its workers ignore
+    the stop signals (palette.signals: the main process owns the shutdown)."""
+    dataset = PairedDataset(training_files(config), config.task, config.image_size, seed=config.seed, train=True)
+    stream = SampleStream(len(dataset), config.seed, config.batch_size, accumulation, rank, world_size, start_sample)
+    return torch.utils.data.DataLoader(
+        EpochIndexed(dataset), batch_sampler=stream, num_workers=config.num_workers, pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(config.seed),  # its base seed must not draw from the global RNG
+        worker_init_fn=ignore_stop_signals,
+    )

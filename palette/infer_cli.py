@@ -6,12 +6,11 @@ import argparse
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from palette import restore as restore_photos
 from palette.errors import positive_int
-from palette.inference import (INPUT_TASKS, add_sampler_arguments, image_generator, prepare_source, resolve_device,
-                               restore, sampler_from_arguments)
+from palette.inference import (INPUT_TASKS, add_sampler_arguments, check_input_task, image_generator, prepare_source,
+                               resize_short_side, resolve_device, restore, sampler_from_arguments)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,18 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     restore_photos.add_arguments(parser)
 
 
-def resize_short_side(image: torch.Tensor, mask: torch.Tensor | None, size: int):
-    """Resize so the short side is `size` (area filter down, bicubic up); masks stay binary."""
-    height, width = image.shape[-2:]
-    scale = size / min(height, width)
-    shape = (max(1, round(height * scale)), max(1, round(width * scale)))
-    mode = dict(mode="area") if scale < 1 else dict(mode="bicubic", align_corners=False)
-    image = F.interpolate(image[None], size=shape, **mode)[0].clamp(-1, 1)
-    if mask is not None:
-        mask = (F.interpolate(mask[None, None], size=shape, mode="bilinear", align_corners=False)[0, 0] > 0.5).float()
-    return image, mask
-
-
 def check_outputs(args: argparse.Namespace) -> list[Path]:
     """The output paths; refused when one would overwrite an input or has no image format."""
     from palette.imageio import output_format
@@ -58,13 +45,6 @@ def check_outputs(args: argparse.Namespace) -> list[Path]:
             if path.resolve() == given.resolve() or (path.exists() and given.exists() and path.samefile(given)):
                 raise ValueError(f"--output {path} is the input {given}: it would be overwritten; choose another name")
     return paths
-
-
-def tasks_of_model(model_task: str) -> tuple[str, ...]:
-    """The input degradations a model was trained on (multitask: its three components)."""
-    from palette.degradations import MULTITASK_COMPONENTS
-
-    return MULTITASK_COMPONENTS if model_task == "multitask" else (model_task,)
 
 
 def check_mask_has_holes(mask: torch.Tensor | None, described: str | None) -> None:
@@ -82,11 +62,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, config = load_model(args.checkpoint, device)
     task = args.task or config.task
-    if task not in INPUT_TASKS:
-        raise ValueError(f"the model was trained on {config.task!r}: say which degradation the image has with --task")
-    if task not in tasks_of_model(config.task):
-        raise ValueError(f"--task {task}: the model {args.checkpoint} was trained on "
-                         f"{', '.join(tasks_of_model(config.task))} only; it has never seen {task} inputs")
+    check_input_task(task, config.task, args.checkpoint)
     image = to_tensor(load_image(args.image))
     mask = None
     if args.mask:

@@ -59,7 +59,7 @@ def restore(
         source = F.pad(source, pad, mode="reflect")
         mask = None if mask is None else F.pad(mask, pad, value=0.0)
     if objective == "regression":
-        from palette.train import regression_predict
+        from palette.models import regression_predict
 
         output = regression_predict(model, source, mask)
     elif conditioning == "none":
@@ -142,6 +142,34 @@ def prepare_source(image: torch.Tensor, task: str, mask: torch.Tensor | None) ->
     if task == "jpeg":
         return image, None
     raise ValueError(f"unknown input task {task!r}; choose one of {', '.join(INPUT_TASKS)}")
+
+
+def resize_short_side(image: torch.Tensor, mask: torch.Tensor | None, size: int):
+    """Resize so the short side is `size` (area filter down, bicubic up); masks stay binary."""
+    height, width = image.shape[-2:]
+    scale = size / min(height, width)
+    shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+    mode = dict(mode="area") if scale < 1 else dict(mode="bicubic", align_corners=False)
+    image = F.interpolate(image[None], size=shape, **mode)[0].clamp(-1, 1)
+    if mask is not None:
+        mask = (F.interpolate(mask[None, None], size=shape, mode="bilinear", align_corners=False)[0, 0] > 0.5).float()
+    return image, mask
+
+
+def tasks_of_model(model_task: str) -> tuple[str, ...]:
+    """The input degradations a model was trained on (multitask: its three components)."""
+    from palette.degradations import MULTITASK_COMPONENTS
+
+    return MULTITASK_COMPONENTS if model_task == "multitask" else (model_task,)
+
+
+def check_input_task(task: str, model_task: str, checkpoint) -> None:
+    """Refuse a degradation `palette infer` cannot prepare, or one the model never saw."""
+    if task not in INPUT_TASKS:
+        raise ValueError(f"the model was trained on {model_task!r}: say which degradation the image has with --task")
+    if task not in tasks_of_model(model_task):
+        raise ValueError(f"--task {task}: the model {checkpoint} was trained on "
+                         f"{', '.join(tasks_of_model(model_task))} only; it has never seen {task} inputs")
 
 
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:

@@ -404,17 +404,13 @@ def plan_jobs(image: str | Path, output: str | Path, mask: str | Path | None, sa
 def run(args: argparse.Namespace) -> int:
     """`palette infer` for folders, --full-resolution and --extend (palette.infer_cli dispatches here)."""
     from palette.checkpoint import load_model
-    from palette.inference import INPUT_TASKS, resolve_device, sampler_from_arguments
-    from palette.infer_cli import resize_short_side, tasks_of_model
+    from palette.inference import check_input_task, resize_short_side, resolve_device, sampler_from_arguments
 
     device = resolve_device(args.device)
     model, config = load_model(args.checkpoint, device)
     task = args.task or config.task
-    if task not in INPUT_TASKS:
-        raise ValueError(f"the model was trained on {config.task!r}: say which degradation the image has with --task")
-    if not args.extend and task not in tasks_of_model(config.task):
-        raise ValueError(f"--task {task}: the model {args.checkpoint} was trained on "
-                         f"{', '.join(tasks_of_model(config.task))} only; it has never seen {task} inputs")
+    if not args.extend:  # a panorama may force --task uncropping on another model
+        check_input_task(task, config.task, args.checkpoint)
     if args.extend and task != "uncropping":
         raise ValueError(f"--extend needs an uncropping model (this one was trained on {config.task!r}; "
                          f"--task uncropping to force it)")

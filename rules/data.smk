@@ -70,6 +70,7 @@ if DATASET["kind"] in ("demo_photos", "celebahq"):
             "../envs/palette.yaml"
         params:
             fractions=canonical(DATASET["split"]),
+            holdout=canonical(DATASET["holdout"]),
             seed=config["seed"],
         script:
             "../scripts/split_dataset.py"

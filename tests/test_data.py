@@ -227,3 +227,15 @@ def test_write_evaluation_set_uses_released_masks(small_photos, tmp_path):
     assert second[48:].all() and not second[:48].any()
     assert np.array_equal(third, first)  # masks are reused cyclically
     assert '"released"' in (out / "info.json").read_text()
+
+
+def test_split_holdout_sends_named_photos_to_their_split():
+    files = [f"crops/{photo}__s100_{k:03d}.png" for photo in ("astronaut", "chelsea", "flower", "rocket", "china")
+             for k in range(3)] + [f"crops/motorcycle_left__s50_{k:03d}.png" for k in range(2)]
+    splits = data.split_files(files, {"train": 1.0, "val": 0.0, "test": 0.0}, seed=3,
+                              holdout={"test": ["chelsea", "flower"], "val": ["motorcycle"]})
+    assert {Path(f).name.split("__")[0] for f in splits["test"]} == {"chelsea", "flower"}
+    assert {Path(f).name.split("__")[0] for f in splits["val"]} == {"motorcycle_left"}
+    assert len(splits["train"]) == 9 and not set(splits["train"]) & set(splits["test"] + splits["val"])
+    with pytest.raises(ValueError, match="match no photo"):
+        data.split_files(files, {"train": 1.0, "val": 0.0, "test": 0.0}, holdout={"test": ["kitten"]})

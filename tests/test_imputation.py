@@ -11,7 +11,8 @@ from palette.config import ConfigError, load_config, work_key
 from palette.data import demo_photo_paths, write_evaluation_set
 from palette.inference import restore, sample_evaluation_set
 from palette.imageio import list_images, load_image, to_tensor
-from palette.train import build_model, train
+from palette.models import build_model
+from palette.train import train
 from palette.unet import build_unet
 
 

@@ -238,7 +238,7 @@ def test_prepared_pairs_share_one_crop_and_feed_the_paired_task(tmp_path):
 
 def test_training_reads_the_prepared_files(tmp_path, monkeypatch):
     """The trainer's loader opens exactly the files of the prepared list, never the originals."""
-    from palette import data, train
+    from palette import data
     from palette.config import load_config
 
     files = make_folder(tmp_path / "images")[:-1]
@@ -249,7 +249,7 @@ def test_training_reads_the_prepared_files(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "load_image", lambda path: opened.append(Path(path)) or real_load(path))
     config = load_config({"train_files": str(listing), "task": "colorization", "image_size": 32, "batch_size": 4,
                           "num_workers": 0, "preset": "tiny"})
-    batch = next(iter(train.make_loader(config, 0, 1, 0, 1, False)))
+    batch = next(iter(data.make_loader(config, 0, 1, 0, 1, False)))
     assert batch["target"].shape == (4, 3, 32, 32)
     assert opened and set(opened) <= set(prepared)
 

@@ -23,9 +23,9 @@ import yaml
 from palette import data
 from palette.checkpoint import CheckpointFolder, load_checkpoint, load_model
 from palette.train import (
-    CONFIG_EXIT_CODE, NONFINITE_LOSS_EXIT_CODE, RESUME_EXIT_CODE, NonFiniteLossError, TrainingPreempted,
-    add_arguments, run, train,
+    CONFIG_EXIT_CODE, NONFINITE_LOSS_EXIT_CODE, RESUME_EXIT_CODE, NonFiniteLossError, TrainingPreempted, train,
 )
+from palette.train_cli import add_arguments, run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -202,7 +202,7 @@ def test_regression_baseline_and_multitask_mixture_learn(crop_list, tmp_path, ta
 
 
 def test_regression_predict_keeps_known_pixels():
-    from palette.train import regression_predict
+    from palette.models import regression_predict
     from palette.unet import build_unet
 
     torch.manual_seed(0)
@@ -406,7 +406,7 @@ def test_group_signals_with_workers_save_exit_75_and_resume_bitwise(crop_list, t
 
 
 def test_a_second_ctrl_c_aborts_at_once():
-    from palette.train import StopSignals
+    from palette.signals import StopSignals
 
     with StopSignals() as signals:
         os.kill(os.getpid(), signal.SIGINT)

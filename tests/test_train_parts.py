@@ -13,7 +13,8 @@ from palette.config import (
 )
 from palette.ema import EMA
 from palette.distributed import device_peak_flops, peak_flops
-from palette.train import SampleStream, epoch_permutation, learning_rate, noise_generator
+from palette.data import SampleStream, epoch_permutation, noise_generator
+from palette.train import learning_rate
 
 REPO = Path(__file__).resolve().parents[1]
 
