@@ -29,6 +29,7 @@ wildcard_constraints:
 
 
 include: "rules/data.smk"
+include: "rules/reference.smk"
 include: "rules/degrade.smk"
 include: "rules/train.smk"
 include: "rules/sample.smk"

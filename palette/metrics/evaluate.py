@@ -195,7 +195,7 @@ def evaluate_folders(
             if isinstance(labels, dict):
                 label_map = labels
             else:
-                from palette.metrics.reference import read_imagenet_validation_labels
+                from palette.reference_sets import read_imagenet_validation_labels
 
                 label_map = read_imagenet_validation_labels(labels, expected=0)
             truth = labels_for(gt_paths, label_map)
