@@ -187,7 +187,7 @@ def evaluate_folders(
     need_gt_features = "pd" in chosen or ("fid" in chosen and reference is None)
     gt_stats = StreamingStatistics() if "fid" in chosen and reference is None else None
     if "ca" in chosen:
-        from palette.metrics.classifier import labels_for, load_classifier, read_labels
+        from palette.metrics.classifier import labels_for, load_classifier
 
         classifier_path = paths.get(classifier) if classifier != "auto" else paths.get("resnet50")
         classifier_model = load_classifier(classifier, device, classifier_path, weights_dir)
