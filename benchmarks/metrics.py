@@ -69,7 +69,7 @@ with warnings.catch_warnings():
     value = fid.compute_fid({first!r}, {second!r}, mode="clean", custom_feat_extractor=clean_fid_extractor(torch.device("cpu")),
                             num_workers=0, batch_size={batch_size}, device=torch.device("cpu"), verbose=False,
                             use_dataparallel=False)
-print(repr(value))
+print(float(value))
 """
 
 
@@ -94,6 +94,7 @@ def whole_process(first: Path, second: Path, batch_size: int, scratch: Path) -> 
         seconds = time.perf_counter() - start
         value = json.loads(json_path.read_text())["fid"] if name.startswith("palette") else float(done.stdout.split()[-1])
         rows.append((name, seconds, value))
+        print(f"{name}: {seconds:.1f} s, FID {value:.6f}", flush=True)
     (ours_name, ours_seconds, ours_fid), (theirs_name, theirs_seconds, theirs_fid) = rows
     count = len(list(first.iterdir())) + len(list(second.iterdir()))
     print(f"{count} images, whole process each, CPU, torch threads {torch.get_num_threads()}")
@@ -127,7 +128,7 @@ def main() -> None:
 
     from cleanfid import fid as cleanfid_fid
 
-    from palette.metrics.fid import FeatureStatistics, frechet_distance, list_images
+    from palette.metrics.fid import FeatureStatistics, covariance_factor, frechet_distance, list_images
     from palette.metrics.inception import features_of_files, load_inception
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -160,7 +161,8 @@ def main() -> None:
 
         start = time.perf_counter()
         stats = [FeatureStatistics.from_features(f) for f in ours_features]
-        ours_fid = frechet_distance(stats[0].mu, stats[0].sigma, stats[1].mu, stats[1].sigma)
+        ours_fid = frechet_distance(stats[0].mu, stats[0].sigma, stats[1].mu, stats[1].sigma,
+                                    factor1=covariance_factor(ours_features[0]))  # as evaluate_folders
         ours_fid_seconds = time.perf_counter() - start
         start = time.perf_counter()
         with warnings.catch_warnings():
