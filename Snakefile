@@ -1,9 +1,10 @@
 """Palette: Image-to-Image Diffusion Models (Saharia et al. 2022), reproduced as a DAG.
 
 Stages, one rule file each, in the order of the paper's method section:
-data (images and splits) -> prepare (data check, images preprocessed once) -> degrade (fixed
-evaluation inputs per task variant) -> train (one model per experiment) -> sample (experiment x task variant x sampler) -> evaluate (metrics and
-one table per experiment) -> report (results/report.html).
+data (images and splits) -> prepare (data check, images preprocessed once) -> reference (FID
+reference statistics, FID-5K, CA labels) -> degrade (fixed evaluation inputs per task variant) ->
+train (one model per experiment) -> sample (experiment x task variant x sampler) -> evaluate
+(metrics and one table per experiment) -> report (results/report.html).
 
     snakemake --cores 2                                   # the default demo (config.yaml)
     snakemake --cores 8 --resources gpu=4                 # local GPUs, one leased per job
@@ -30,6 +31,7 @@ wildcard_constraints:
 
 include: "rules/data.smk"
 include: "rules/prepare.smk"
+include: "rules/reference.smk"
 include: "rules/degrade.smk"
 include: "rules/train.smk"
 include: "rules/sample.smk"

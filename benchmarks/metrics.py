@@ -7,6 +7,11 @@ FID values as a table.
 
     python benchmarks/metrics.py                      # two folders of real-photo crops
     python benchmarks/metrics.py --dirs A B --device cuda
+    python benchmarks/metrics.py --whole-process --count 80   # `palette eval --metrics fid` vs compute_fid
+
+--whole-process times each side as a fresh process, imports and weight loading included (what a
+user waits for): `palette eval -s A -d B --metrics fid` against clean-fid's `compute_fid(A, B)`
+on the same folders, and prints both FIDs and their relative difference.
 """
 
 from __future__ import annotations
@@ -53,18 +58,77 @@ def clean_fid_extractor(device: torch.device):
     return wrapper
 
 
+CLEAN_FID_PROCESS = """
+import sys, time, warnings
+import torch
+from cleanfid import fid
+sys.path.insert(0, {benchmarks!r})
+from metrics import clean_fid_extractor
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    value = fid.compute_fid({first!r}, {second!r}, mode="clean", custom_feat_extractor=clean_fid_extractor(torch.device("cpu")),
+                            num_workers=0, batch_size={batch_size}, device=torch.device("cpu"), verbose=False,
+                            use_dataparallel=False)
+print(float(value))
+"""
+
+
+def whole_process(first: Path, second: Path, batch_size: int, scratch: Path) -> None:
+    """Time `palette eval --metrics fid` and clean-fid's compute_fid as fresh processes."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    json_path = scratch / "metrics.json"
+    ours_command = [sys.executable, "-m", "palette.cli", "eval", "-s", str(first), "-d", str(second), "--metrics", "fid",
+                    "--device", "cpu", "--batch-size", str(batch_size), "--no-progress", "--json", str(json_path)]
+    theirs_code = CLEAN_FID_PROCESS.format(benchmarks=str(Path(__file__).resolve().parent), first=str(first),
+                                           second=str(second), batch_size=batch_size)
+    rows = []
+    for name, command in (("palette eval --metrics fid", ours_command),
+                          ("clean-fid compute_fid", [sys.executable, "-c", theirs_code])):
+        start = time.perf_counter()
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        seconds = time.perf_counter() - start
+        value = json.loads(json_path.read_text())["fid"] if name.startswith("palette") else float(done.stdout.split()[-1])
+        rows.append((name, seconds, value))
+        print(f"{name}: {seconds:.1f} s, FID {value:.6f}", flush=True)
+    (ours_name, ours_seconds, ours_fid), (theirs_name, theirs_seconds, theirs_fid) = rows
+    count = len(list(first.iterdir())) + len(list(second.iterdir()))
+    print(f"{count} images, whole process each, CPU, torch threads {torch.get_num_threads()}")
+    print("| pipeline | seconds | FID |")
+    print("|---|---|---|")
+    for name, seconds, value in rows:
+        print(f"| {name} | {seconds:.1f} | {value:.6f} |")
+    print(f"speed-up {theirs_seconds / ours_seconds:.2f}x; relative FID difference "
+          f"{abs(ours_fid - theirs_fid) / abs(theirs_fid):.2e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dirs", nargs=2, default=None, help="two image folders (default: photo crops)")
     parser.add_argument("--count", type=int, default=16, help="images per generated folder")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--whole-process", action="store_true",
+                        help="time `palette eval --metrics fid` and compute_fid as whole processes (CPU)")
     args = parser.parse_args()
+    if args.whole_process:
+        with tempfile.TemporaryDirectory() as scratch:
+            if args.dirs:
+                first, second = map(Path, args.dirs)
+            else:
+                first = write_photo_crops(Path(scratch) / "a", ["chelsea", "coffee", "astronaut", "rocket"], args.count, 1)
+                second = write_photo_crops(Path(scratch) / "b", ["china.jpg", "flower.jpg", "coffee"], args.count, 2)
+            whole_process(first, second, args.batch_size, Path(scratch))
+        return
     device = torch.device(args.device)
 
     from cleanfid import fid as cleanfid_fid
 
-    from palette.metrics.fid import FeatureStatistics, frechet_distance, list_images
+    from palette.metrics.fid import FeatureStatistics, covariance_factor, frechet_distance, list_images
     from palette.metrics.inception import features_of_files, load_inception
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -97,7 +161,8 @@ def main() -> None:
 
         start = time.perf_counter()
         stats = [FeatureStatistics.from_features(f) for f in ours_features]
-        ours_fid = frechet_distance(stats[0].mu, stats[0].sigma, stats[1].mu, stats[1].sigma)
+        ours_fid = frechet_distance(stats[0].mu, stats[0].sigma, stats[1].mu, stats[1].sigma,
+                                    factor1=covariance_factor(ours_features[0]))  # as evaluate_folders
         ours_fid_seconds = time.perf_counter() - start
         start = time.perf_counter()
         with warnings.catch_warnings():

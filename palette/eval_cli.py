@@ -25,9 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", default="all",
                         help="comma-separated subset of fid,is,pd,ca,psnr,ssim,lpips,ms_ssim "
                              "(or 'diversity', 'all'; default all)")
-    parser.add_argument("--reference-stats", default=None,
-                        help="FID reference: an .npz with mu/sigma, or a folder of reference images "
-                             "(statistics computed once and cached); default: the ground-truth folder")
+    parser.add_argument("--reference", "--reference-stats", dest="reference_stats", default=None,
+                        metavar="STATS.npz|FOLDER",
+                        help="FID reference: statistics (.npz with mu/sigma, e.g. the workflow's "
+                             "results/reference/NAME.npz) or a folder of reference images (statistics "
+                             "computed once and cached). The paper's reference is the full validation set "
+                             "(docs/paper.md); default: the ground-truth folder itself, named so in the output")
     parser.add_argument("--labels", default=None, help="CSV with name,label (ImageNet class index) for CA top-1")
     parser.add_argument("--classifier", default="auto", choices=["auto", "resnet50", "efficientnet_lite0"],
                         help="CA classifier (auto: ResNet-50 if its weights resolve, else EfficientNet-Lite0)")
@@ -47,6 +50,8 @@ def format_table(results: dict) -> str:
     for key, value in results.items():
         if isinstance(value, float):
             text = f"{value:.4f}" if math.isfinite(value) else str(value)
+        elif isinstance(value, dict):  # fid_reference: what the FID was measured against
+            text = f"{value.get('name')} ({value.get('count')} images, {value.get('path')})"
         elif isinstance(value, list):
             text = ", ".join(map(str, value))
         else:

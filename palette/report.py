@@ -66,15 +66,15 @@ def flatten_metrics(values: dict, prefix: str = "") -> dict:
 def metric_value(flat: dict, metric: str) -> float | None:
     """A headline metric from one run's metrics, in the paper's units (CA in percent).
 
-    CA is top-1 accuracy against labels where the data set has them (`ca_top1`), else the
-    agreement with the classifier's prediction on the ground truth (`ca_agreement_with_gt`);
-    `ca_kind` tells which one a number is.
+    CA is only the paper's CA: ResNet-50 top-1 against the true labels (`ca_top1`). Another
+    classifier's top-1, or the agreement with the classifier on the ground truth (no labels),
+    is a different quantity: it stays under its own name (`classifier_measure`) and out of
+    the paper's CA column; `ca_kind` says what was measured instead.
     """
     if metric == "ca":
-        for key in ("ca_top1", "ca_agreement_with_gt"):
-            value = flat.get(key)
-            if isinstance(value, float) and math.isfinite(value):
-                return 100.0 * value if value <= 1.0 else value
+        value = flat.get("ca_top1")
+        if isinstance(value, float) and math.isfinite(value):
+            return 100.0 * value if value <= 1.0 else value
         return None
     value = flat.get(metric)
     if isinstance(value, float) and math.isfinite(value):
@@ -84,10 +84,44 @@ def metric_value(flat: dict, metric: str) -> float | None:
 
 def ca_kind(flat: dict) -> str | None:
     if "ca_top1" in flat:
-        return "top-1 accuracy against labels"
-    if "ca_agreement_with_gt" in flat:
-        return "agreement with the classifier's prediction on the ground truth (no labels)"
+        return "ResNet-50 top-1 accuracy against the true labels (the paper's CA)"
+    for key in ("classifier_top1", "classifier_agreement"):
+        if isinstance(flat.get(key), float):
+            return (f"not the paper's CA: {flat.get('classifier_measure', key)} = {100 * flat[key]:.1f} % "
+                    "(in the experiment table)")
     return None
+
+
+def fid_note(flat: dict) -> str | None:
+    """Image counts of an FID, and whether it compares with the paper's (FID is biased upward at
+    small n: only an FID over the paper's number of images does)."""
+    if not isinstance(flat.get("fid"), float):
+        return None
+    count = flat.get("n_images", flat.get("evaluation_set.count"))
+    note = f"n={count:.0f}" if isinstance(count, float) else ""
+    if flat.get("fid_comparable") is False:
+        paper = flat.get("fid_paper_count")
+        note += ", not comparable" + (f" (paper: {paper:.0f})" if isinstance(paper, float) else "")
+    return note or None
+
+
+def evaluation_summary(flats) -> str:
+    """What our numbers in a table were computed on: evaluation sets and FID references."""
+    sets, references = {}, {}
+    for flat in flats:
+        if isinstance(flat.get("evaluation_set.name"), str):
+            sets[flat["evaluation_set.name"]] = flat.get("evaluation_set.count")
+        if isinstance(flat.get("fid_reference.name"), str):
+            references[flat["fid_reference.name"]] = flat.get("fid_reference.count")
+
+    def show(found):
+        return ", ".join(f"{name} ({count:.0f} images)" if isinstance(count, float) else name
+                         for name, count in found.items())
+
+    parts = [f"evaluated on {show(sets)}"] if sets else []
+    if references:
+        parts.append(f"FID against {show(references)}")
+    return ("Ours: " + "; ".join(parts) + ".") if parts else ""
 
 
 def load_metrics(paths) -> list[dict]:
@@ -106,6 +140,12 @@ def experiment_table(metric_paths) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 # The paper's numbers (docs/paper.md, "Target numbers", ImageNet unless said)
 # ---------------------------------------------------------------------------------------------
+
+
+# Role of the paper's "ground truth" / "original images" rows: the evaluation targets scored
+# against the same FID reference (results/metrics/ground_truth/TASK.json); the row's task is
+# a task variant or a prefix of one ("inpainting": the first inpainting variant evaluated).
+GROUND_TRUTH = "ground_truth"
 
 
 @dataclass
@@ -140,7 +180,7 @@ PAPER_TABLES = [
         [
             PaperRow("Palette", _numbers(15.78, 200.8, 72.5, 46.2), "task_model", "colorization", "colorization"),
             PaperRow("Regression (L2)", _numbers(17.89, 169.8, 68.2, 60.0), "regression", "colorization", "colorization"),
-            PaperRow("Original images", _numbers(14.68, 229.6, 75.6, 0.0)),
+            PaperRow("Original images", _numbers(14.68, 229.6, 75.6, 0.0), GROUND_TRUTH, None, "colorization"),
         ],
     ),
     PaperTable(
@@ -156,7 +196,7 @@ PAPER_TABLES = [
             *(PaperRow(f"Unconditional + imputation, {label}", {}, "unconditional_imputation", "inpainting", task)
               for label, task in (("10-20 % free-form", "inpainting_freeform_10_20"), ("20-30 % free-form", "inpainting_freeform_20_30"),
                                   ("30-40 % free-form", "inpainting_freeform_30_40"), ("128x128 centre", "inpainting_center"))),
-            PaperRow("Ground truth", _numbers(5.1, 231.6, 74.6, 0.0)),
+            PaperRow("Ground truth", _numbers(5.1, 231.6, 74.6, 0.0), GROUND_TRUTH, None, "inpainting"),
         ],
     ),
     PaperTable(
@@ -259,26 +299,46 @@ def _find_run(row: PaperRow, experiments: dict, shown_samplers: dict) -> tuple[s
     return None
 
 
-def paper_tables(experiments: dict, metrics: dict, shown_samplers: dict, dataset_kind: str = "imagenet") -> list[dict]:
+def _find_ground_truth(row: PaperRow, ground_truth: dict) -> tuple[str, str, str] | None:
+    from palette.tasks import EVALUATION_TASKS
+
+    for task in EVALUATION_TASKS:
+        if task.startswith(row.task) and task in ground_truth:
+            return "ground truth", task, "none"
+    return None
+
+
+def paper_tables(experiments: dict, metrics: dict, shown_samplers: dict, dataset_kind: str = "imagenet",
+                 ground_truth: dict | None = None) -> list[dict]:
     """The paper's tables with our numbers beside the paper's.
 
     `metrics` maps (experiment, task, sampler) to flattened metrics; `shown_samplers` maps
-    (experiment, task) to the sampler whose numbers stand for that pair. The paper's column
-    holds its numbers for this run's data set (ImageNet for ImageNet and the demo).
+    (experiment, task) to the sampler whose numbers stand for that pair; `ground_truth` maps a
+    task variant to the flattened metrics of its evaluation targets (the paper's ground-truth
+    rows). The paper's column holds its numbers for this run's data set (ImageNet for ImageNet
+    and the demo).
     """
+    ground_truth = ground_truth or {}
     tables = []
     for table in PAPER_TABLES:
         rows = []
         source = "ImageNet"
+        used = []
         for row in table.rows:
-            run = _find_run(row, experiments, shown_samplers) if row.role else None
-            ours = metrics.get(run, {}) if run else {}
+            if row.role == GROUND_TRUTH:
+                run = _find_ground_truth(row, ground_truth)
+                ours = ground_truth.get(run[1], {}) if run else {}
+            else:
+                run = _find_run(row, experiments, shown_samplers) if row.role else None
+                ours = metrics.get(run, {}) if run else {}
+            used.append(ours)
             numbers, source = paper_numbers(table, row, dataset_kind)
             cells = []
             for metric in table.metrics:
                 paper_value = numbers.get(metric)
                 our_value = metric_value(ours, metric) if run else None
-                cells.append({"paper": paper_value, "ours": our_value, "unavailable": _unavailable_reason(ours, metric) if run else None})
+                cells.append({"paper": paper_value, "ours": our_value, "unavailable": _unavailable_reason(ours, metric) if run else None,
+                              "note": fid_note(ours) if metric == "fid" and run else None})
             rows.append(
                 {
                     "label": row.label,
@@ -287,7 +347,8 @@ def paper_tables(experiments: dict, metrics: dict, shown_samplers: dict, dataset
                     "cells": cells,
                 }
             )
-        tables.append({"title": table.title, "note": table.note, "paper_data": source, "metrics": [_metric_label(m) for m in table.metrics], "rows": rows})
+        note = " ".join(part for part in (table.note, evaluation_summary(used)) if part)
+        tables.append({"title": table.title, "note": note, "paper_data": source, "metrics": [_metric_label(m) for m in table.metrics], "rows": rows})
     return tables
 
 
@@ -305,7 +366,7 @@ def _unavailable_reason(flat: dict, metric: str) -> str | None:
     if metric == "ca":
         kind = ca_kind(flat)
         if kind:
-            return "CA here is " + kind
+            return kind
     for key in keys:
         if isinstance(flat.get(key), str):
             return flat[key]
@@ -602,6 +663,7 @@ def build_report(
     verdict_settings: dict | None = None,
     data_check: str | Path | None = None,
     study_paths: list | None = None,
+    ground_truth_paths: list | None = None,
 ) -> Path:
     """Assemble everything the page shows and render it."""
     results_dir = Path(results_dir)
@@ -636,7 +698,9 @@ def build_report(
         "title": title,
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "dataset": dataset,
-        "paper_tables": paper_tables(experiments, metrics, shown, dataset.get("kind", "imagenet")),
+        "paper_tables": paper_tables(experiments, metrics, shown, dataset.get("kind", "imagenet"),
+                                     {Path(p).stem: flat for p, flat in zip(ground_truth_paths or [],
+                                                                            load_metrics(ground_truth_paths or []))}),
         "verdicts": reproduction_verdicts(experiments, runs, metric_paths, samplers, results_dir, **(verdict_settings or {})),
         "experiments": per_experiment,
         "samplers": samplers,

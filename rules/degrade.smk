@@ -9,7 +9,8 @@ evaluated on a variant reads the same set, so their numbers compare like with li
 
 rule write_evaluation_set:
     input:
-        test=f"{RESULTS}/data/prepared/test.txt",
+        # the prepared test list, or FID-5K for the variants evaluation.subsets names (rules/reference.smk)
+        test=evaluation_list,
         # The paper's released free-form masks, when configured: a declared input, so a missing
         # file stops the plan early and a replaced one rebuilds the free-form sets.
         released_masks=lambda wildcards: (

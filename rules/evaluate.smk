@@ -6,8 +6,12 @@ rule evaluate:
     input:
         evaluation_set=f"{RESULTS}/evaluation_sets/{{task}}",
         samples=f"{RESULTS}/samples/{{experiment}}/{{task}}/{{sampler}}",
+        # FID reference statistics and CA labels (rules/reference.smk)
+        reference=evaluation_references()["reference"],
+        labels=evaluation_references()["labels"],
     output:
-        f"{RESULTS}/metrics/{{experiment}}/{{task}}/{{sampler}}.json",
+        json=f"{RESULTS}/metrics/{{experiment}}/{{task}}/{{sampler}}.json",
+        per_image=f"{RESULTS}/metrics/{{experiment}}/{{task}}/{{sampler}}.npz",
     log:
         f"{RESULTS}/logs/evaluate/{{experiment}}/{{task}}/{{sampler}}.log",
     benchmark:
@@ -18,6 +22,7 @@ rule evaluate:
         gpu=1,
     params:
         metrics=EVALUATION["metrics"],
+        subset=evaluation_subset_params,
         batch_size=EVALUATION["batch_size"],
         device=EVALUATION["device"],
         weights_dir=EVALUATION["weights_dir"],

@@ -81,6 +81,8 @@ rule html_report:
     input:
         tables=table_files(),
         metrics=metrics_files(),
+        # the paper's "ground truth" rows (rules/reference.smk)
+        ground_truth=ground_truth_metrics_files(),
         training_logs=expand(
             f"{RESULTS}/checkpoints/{{experiment}}.csv", experiment=EXPERIMENTS
         ),

@@ -1,4 +1,5 @@
-"""Snakemake entry point: metrics of one experiment x task variant x sampler, as JSON."""
+"""Snakemake entry point: metrics of one experiment x task variant x sampler (or of the ground
+truth itself, rule evaluate_ground_truth), as JSON plus the per-image .npz."""
 
 import sys
 
@@ -18,21 +19,40 @@ from pathlib import Path
 
 from palette.metrics import evaluate_folders
 
+
+def optional_input(name):
+    value = getattr(snakemake.input, name, None)
+    return str(value) if value else None
+
+
 evaluation_set = Path(snakemake.input.evaluation_set)
+experiment = getattr(snakemake.wildcards, "experiment", None)
+# The paper's "ground truth" rows score the evaluation targets themselves against the reference.
+samples = snakemake.input.samples if experiment else evaluation_set / "target"
 results = evaluate_folders(
     evaluation_set / "target",
-    snakemake.input.samples,
+    samples,
     metrics=list(snakemake.params.metrics),
     device=device,
+    reference_stats=optional_input("reference"),
+    labels=optional_input("labels"),
     batch_size=snakemake.params.batch_size,
     weights_dir=snakemake.params.weights_dir,
+    per_image_path=snakemake.output.per_image,
     progress=False,
 )
+subset = snakemake.params.subset
+results["evaluation_set"] = {"name": subset["name"], "count": results["n_images"]}
+if "fid" in results:
+    # FID is biased upward at small n: only an FID over the paper's number of images compares.
+    paper_count = subset["paper_count"]
+    results["fid_paper_count"] = paper_count
+    results["fid_comparable"] = paper_count is not None and results["n_images"] >= paper_count
 results = {
-    "experiment": snakemake.wildcards.experiment,
+    "experiment": experiment or "ground_truth",
     "task": snakemake.wildcards.task,
-    "sampler": snakemake.wildcards.sampler,
+    "sampler": getattr(snakemake.wildcards, "sampler", None) or "none",
     **results,
 }
-Path(snakemake.output[0]).write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
+Path(snakemake.output.json).write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
 print(json.dumps(results, indent=2, default=str))

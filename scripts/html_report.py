@@ -30,4 +30,5 @@ build_report(
     verdict_settings=dict(snakemake.params.verdict_settings),
     data_check=snakemake.input.data_check,
     study_paths=list(snakemake.input.study),
+    ground_truth_paths=list(snakemake.input.ground_truth),
 )

@@ -79,11 +79,14 @@ def test_palette_eval_cli_writes_table_and_json(tmp_path, capsys, monkeypatch):
     assert code == 0
     table = capsys.readouterr().out
     results = json.loads(json_path.read_text())
-    for key in ("fid", "pd", "ca_agreement_with_gt", "psnr", "ssim", "lpips_diversity", "ms_ssim_diversity"):
+    for key in ("fid", "pd", "classifier_agreement", "psnr", "ssim", "lpips_diversity", "ms_ssim_diversity"):
         assert key in table and np.isfinite(results[key]), key
-    assert results["num_samples"] == 2 and results["num_images"] == 4
+    assert results["num_samples"] == 2 and results["n_images"] == 4
     assert results["ca_classifier"] == "efficientnet_lite0"
-    assert results["fid_reference"].startswith("ground truth")
+    assert results["fid_reference"]["name"].startswith("ground truth")
+    assert results["fid_reference"]["count"] == 4 and results["fid_reference"]["path"] == str(gt)
+    assert "classifier agreement (EfficientNet-Lite0)" in results["classifier_measure"]
+    assert "ca_top1" not in results  # no labels: never the paper's CA
     assert results["fid"] > 0 and results["pd"] > 0
     # sample_1 is noisier than sample_0, so consecutive samples differ
     assert 0 < results["lpips_diversity"] < 1 and 0 < results["ms_ssim_diversity"] < 1
@@ -130,3 +133,40 @@ def test_explicit_weight_paths_take_precedence_and_are_checked(tmp_path, capsys)
                  "--weight", f"efficientnet_lite0={tampered}", "--no-progress"])
     assert code == 2
     assert f"refusing weight file {tampered}" in capsys.readouterr().err
+
+
+def test_per_image_values_are_written_with_the_documented_keys(tmp_path):
+    gt, out = write_set(tmp_path)
+    npz_path = tmp_path / "per_image.npz"
+    results = evaluate_folders(gt, out, metrics="fid,is,pd,ca,psnr,ssim,lpips", device="cpu", progress=False,
+                               per_image_path=npz_path)
+    with np.load(npz_path) as data:
+        values = {key: data[key] for key in data.files}
+    # IS has no head offline, labels were not given: their keys are absent, never zero-filled
+    assert set(values) == {"names", "pool3", "perceptual_distance", "classifier_agreement", "psnr", "ssim",
+                           "lpips_diversity"}
+    assert list(values["names"]) == [f"img_{i}" for i in range(4)]
+    assert values["pool3"].shape == (4, 2048) and values["pool3"].dtype == np.float32
+    assert values["classifier_agreement"].dtype == bool
+    for key, metric in (("perceptual_distance", "pd"), ("psnr", "psnr"), ("ssim", "ssim"),
+                        ("lpips_diversity", "lpips_diversity")):
+        assert values[key].shape == (4,) and values[key].dtype == np.float64
+        assert values[key].mean() == pytest.approx(results[metric], rel=1e-9), key
+    assert values["classifier_agreement"].mean() == pytest.approx(results["classifier_agreement"])
+
+
+def test_each_image_is_decoded_once(tmp_path, monkeypatch):
+    """One pass: Inception, classifier, PSNR/SSIM and diversity share one decode per file."""
+    import palette.metrics.evaluate as evaluate_module
+
+    gt, out = write_set(tmp_path)
+    reads = []
+    original = evaluate_module.read_rgb
+
+    def counting_read(path):
+        reads.append(Path(path))
+        return original(path)
+
+    monkeypatch.setattr(evaluate_module, "read_rgb", counting_read)
+    evaluate_folders(gt, out, metrics="pd,ca,psnr,ssim,lpips,ms_ssim", device="cpu", progress=False, batch_size=3)
+    assert len(reads) == len(set(reads)) == 4 * 3  # 4 ground truths + 2 x 4 samples, each once

@@ -203,3 +203,88 @@ def test_reference_statistics_are_cached_by_content(photo_folders, inception, tm
     changed = folder_statistics(folder, inception, cache, progress=False)
     assert len(list(cache.glob("*.npz"))) == 2
     assert not np.allclose(changed.mu, computed.mu)
+
+
+def test_low_rank_trace_equals_the_full_eigendecomposition():
+    """Fewer images than feature dimensions: the k x k form gives the same distance."""
+    from palette.metrics.fid import covariance_factor
+
+    rng = np.random.default_rng(3)
+    dim = 96
+    a = rng.normal(size=(40, dim)) @ rng.normal(size=(dim, dim)) * 0.2
+    b = rng.normal(loc=0.3, size=(300, dim)) @ rng.normal(size=(dim, dim)) * 0.2
+    mu1, sigma1 = a.mean(0), np.cov(a, rowvar=False)
+    mu2, sigma2 = b.mean(0), np.cov(b, rowvar=False)
+    # Independent exact reference: with S1 = F F^T and S2 = L L^T (Cholesky; S2 has full rank),
+    # Tr (S1 S2)^(1/2) is the sum of the singular values of L^T F.
+    factor = (a - mu1).T / np.sqrt(len(a) - 1)
+    trace_sqrt = np.linalg.svd(np.linalg.cholesky(sigma2).T @ factor, compute_uv=False).sum()
+    reference = float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
+    assert frechet_distance(mu1, sigma1, mu2, sigma2, factor1=covariance_factor(a)) == pytest.approx(reference, rel=1e-10)
+    # the d x d form takes square roots of the rounding-noise eigenvalues of the singular S1
+    # (about 1e-7 each): agreement to 1e-7 relative; a general sqrtm of singular S1 is worse
+    assert frechet_distance(mu1, sigma1, mu2, sigma2) == pytest.approx(reference, rel=1e-7)
+
+
+class EagerForCleanFid(torch.nn.Module):
+    """Our eager Inception behind clean-fid's feature-extractor interface (0..255 input, as its
+    InceptionV3W receives), so clean-fid's own reading, resizing and statistics run on the very
+    network ours use and any difference is in the pipelines, not in the weights."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        return self.model((batch - 128.0) / 128.0)
+
+
+def test_reference_statistics_equal_clean_fid_statistics_and_fid(photo_folders, inception, tmp_path, monkeypatch):
+    from cleanfid import fid as cleanfid_fid
+
+    from palette.metrics.evaluate import evaluate_folders
+    from palette.metrics.reference import files_digest, inception_weights_digest, reference_statistics
+
+    # reference images already square at the image size: the target preprocessing keeps them
+    photos = real_photos()
+    rng = np.random.default_rng(5)
+    reference_dir = tmp_path / "reference"
+    reference_dir.mkdir()
+    for index in range(10):
+        photo = photos[("china", "flower", "chelsea", "astronaut", "rocket")[index % 5]]
+        top, left = rng.integers(0, photo.shape[0] - 96), rng.integers(0, photo.shape[1] - 96)
+        Image.fromarray(photo[top : top + 96, left : left + 96]).save(reference_dir / f"ref_{index:02d}.png")
+    paths = sorted(reference_dir.iterdir())
+    ours = reference_statistics(paths, image_size=96, name="unit_reference", model=inception, progress=False)
+    assert ours.count == 10 and ours.name == "unit_reference"
+    assert ours.files_digest == files_digest(paths) and ours.weights_digest == inception_weights_digest()
+
+    extractor = EagerForCleanFid(inception)
+    features = cleanfid_fid.get_folder_features(str(reference_dir), extractor, num_workers=0, batch_size=4,
+                                                device=torch.device("cpu"), mode="clean", verbose=False)
+    mu, sigma = np.mean(features, axis=0), np.cov(features, rowvar=False)
+    np.testing.assert_allclose(ours.mu, mu, rtol=1e-6, atol=1e-6 * np.abs(mu).max())
+    np.testing.assert_allclose(ours.sigma, sigma, rtol=1e-6, atol=1e-6 * np.abs(sigma).max())
+
+    # FID of a sample folder against these statistics, ours and clean-fid's compute_fid
+    stats_path = tmp_path / "unit_reference.npz"
+    ours.save(stats_path)
+    first, _ = photo_folders
+    results = evaluate_folders(first, first, metrics="fid", device="cpu", reference_stats=stats_path,
+                               progress=False)
+    assert results["fid_reference"] == {"name": "unit_reference", "path": str(stats_path), "count": 10,
+                                        "files_digest": ours.files_digest, "weights_digest": ours.weights_digest}
+
+    def saved_statistics(*args, **kwargs):  # clean-fid's loader of stored reference statistics
+        with np.load(stats_path) as data:
+            return data["mu"], data["sigma"]
+
+    monkeypatch.setattr(cleanfid_fid, "get_reference_statistics", saved_statistics)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy's deprecation of sqrtm(disp=...) inside clean-fid
+        theirs = cleanfid_fid.compute_fid(str(first), dataset_name="unit_reference", dataset_split="custom",
+                                          mode="clean", custom_feat_extractor=extractor, num_workers=0,
+                                          batch_size=4, device=torch.device("cpu"), verbose=False,
+                                          use_dataparallel=False)
+    assert theirs > 10.0
+    assert results["fid"] == pytest.approx(theirs, rel=1e-4)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 import yaml
 
@@ -158,6 +159,12 @@ def _finite_numbers(values: dict) -> dict:
     return {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def _ground_truth_digest(results: Path, task: str) -> str:
+    from palette.metrics.reference import files_digest
+
+    return files_digest(sorted((results / "evaluation_sets" / task / "target").glob("*.png")))
+
+
 @pytest.mark.slow
 def test_tiny_dag_end_to_end(tmp_path):
     results, work = tmp_path / "results", tmp_path / "work"
@@ -168,13 +175,27 @@ def test_tiny_dag_end_to_end(tmp_path):
     wall = time.monotonic() - started
 
     # metrics: one JSON per experiment x task x sampler, with sane values
-    metric_files = sorted((results / "metrics").rglob("*.json"))
+    metric_files = sorted(p for p in (results / "metrics").rglob("*.json") if p.parent.name != "ground_truth")
     assert len(metric_files) == 4, metric_files
     for path in metric_files:
         values = json.loads(path.read_text())
         numbers = _finite_numbers(values)
         assert 0 < numbers["psnr"] < 100 and -1 <= numbers["ssim"] <= 1, (path, values)
-        assert numbers["num_images"] == 4
+        assert numbers["n_images"] == 4
+        # FID names its reference: the validation crops' statistics, not the evaluation targets
+        reference = values["fid_reference"]
+        assert reference["name"] == "demo_val" and reference["path"] == str(results / "reference" / "demo_val.npz")
+        targets = (results / "evaluation_sets" / values["task"] / "target").resolve()
+        assert Path(reference["path"]).resolve() != targets and reference["count"] >= 2
+        assert reference["files_digest"] != _ground_truth_digest(results, values["task"])
+        assert values["evaluation_set"] == {"name": "demo_photos_test", "count": 4}
+        assert values["fid_comparable"] is False and values["fid"] > 0  # no paper count for the demo
+        with np.load(path.with_suffix(".npz")) as per_image:
+            assert list(per_image["names"]) == sorted(per_image["names"]) and len(per_image["names"]) == 4
+            assert per_image["pool3"].shape == (4, 2048) and per_image["psnr"].shape == (4,)
+    for task in ("inpainting_center", "colorization"):  # the paper's ground-truth rows
+        truth = json.loads((results / "metrics" / "ground_truth" / f"{task}.json").read_text())
+        assert truth["fid_reference"]["name"] == "demo_val" and truth["fid"] > 0 and truth["n_images"] == 4
         if values["sampler"] != "regression":
             assert values["num_samples"] == 2 and 0 <= numbers["lpips_diversity"] < 2
         assert all(math.isfinite(v) for v in numbers.values())
@@ -190,6 +211,7 @@ def test_tiny_dag_end_to_end(tmp_path):
     # the "Does it reproduce?" table; at 4 images per task every verdict is inconclusive
     verdicts = html.split('id="reproduce"')[1].split("<h2")[0]
     assert "<table" in verdicts and "Palette has lower FID than regression" in verdicts and "verdict-holds" not in verdicts
+    assert "14.68" in html and "FID against demo_val" in html  # original-images row; reference named
     assert "colorization_regression" in html and "Wall time per stage" in html
     # the unconditional model inpainted by imputation: its own row, known pixels kept exactly
     assert re.search(r"Unconditional \+ imputation, 128x128 centre</td>\s*<td class=\"label\"><code>inpainting_unconditional", html)

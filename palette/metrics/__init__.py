@@ -2,7 +2,8 @@
 
 - `fid`: FID with clean-fid's 'clean' preprocessing and the TF Inception 2015-12-05 weights
 - `inception_score`: IS with the 1008-logit head, or the reason it is unavailable
-- `classifier`: CA (ResNet-50 / EfficientNet-Lite0 top-1, or agreement with the GT prediction)
+- `classifier`: CA (ResNet-50 top-1 against labels; EfficientNet-Lite0 numbers under their own names)
+- `reference`: FID reference statistics of a reference set (which sets: palette.reference_sets)
 - `lpips_metric`, `image_quality`: LPIPS and MS-SSIM diversity, PSNR and SSIM
 - `evaluate`: `evaluate_folders(gt_dir, sample_dir, ...)`, used by `palette eval` and the workflow
 Weights come from `palette.weights`.

@@ -5,9 +5,11 @@ EfficientNet-B0. Offline, EfficientNet-Lite0 (TF ImageNet weights shipped in a p
 the classifier: `load_classifier("auto")` takes ResNet-50 when its weights resolve and falls back
 to EfficientNet-Lite0 otherwise, and every result names the classifier used.
 
-Where the data set has labels, CA is top-1 against them (`ca_top1`); where it has none, CA is
-the agreement between the classifier's prediction on the output and on the ground truth
-(`ca_agreement_with_gt`): a different quantity, and always named as such.
+The paper's CA is ResNet-50's top-1 against the true labels (`ca_top1` in
+`palette.metrics.evaluate`). Another classifier's top-1 against labels is `classifier_top1`;
+without labels the number is the agreement between the classifier's prediction on the output
+and on the ground truth (`classifier_agreement`): different quantities, always named as such
+and never reported as CA.
 """
 
 from __future__ import annotations

@@ -5,17 +5,27 @@
 subfolders, sample_0 is scored against the ground truth and diversity is measured across the
 samples of each input (consecutive pairs sample_k vs sample_k+1). File names must correspond.
 
+One pass: images are read in chunks of `batch_size`, each file decoded once, and every metric
+is fed from that decode (Inception features, classifier, PSNR/SSIM, diversity); only per-image
+numbers are kept, so memory stays flat in the number of images (pool3 features are 8 KB each).
+
 Output keys (absent metrics are simply not requested):
-  fid, fid_reference            FID of sample_0, against reference statistics or the GT folder
+  n_images, num_samples         evaluation images, samples per image
+  fid, fid_reference            FID of sample_0; fid_reference = {name, path, count,
+                                files_digest, weights_digest} of the statistics it is against
+                                (the ground-truth folder itself only when no reference is given)
   is, is_std | is_unavailable   Inception Score, or why it could not be computed
   pd                            mean L2 distance of Inception pool3 features, output vs GT
-  ca_top1, ca_top1_ground_truth top-1 against labels (when a labels file is given)
-  ca_agreement_with_gt          without labels: share of outputs classified like their GT
-  ca_classifier                 which classifier CA used
+  ca_top1, ca_top1_ground_truth the paper's CA: ResNet-50 top-1 against the true labels
+  classifier_top1(_ground_truth)  top-1 against labels of another classifier (not the paper's CA)
+  classifier_agreement          without labels: share of outputs classified like their GT
+  ca_classifier, classifier_measure  which classifier, and what its number is called
   psnr, ssim                    mean over images, output vs GT (psnr over non-identical
                                 images; psnr_identical_images counts the others)
   lpips_diversity, ms_ssim_diversity (+ ms_ssim_scales)   across samples of one input,
                                 or diversity_unavailable with one sample per input
+Per-image values (docs/architecture.md, "per-image metrics"): `per_image_path` writes them as
+an .npz, one row per image in `names` order.
 """
 
 from __future__ import annotations
@@ -27,11 +37,14 @@ from typing import Iterable
 import numpy as np
 from tqdm.auto import tqdm
 
-from palette.metrics.fid import FeatureStatistics, folder_statistics, frechet_distance, list_images
+from palette.files import atomic_write
+from palette.metrics.fid import (FeatureStatistics, StreamingStatistics, covariance_factor, folder_statistics,
+                                 frechet_distance, list_images)
 from palette.imageio import numbered_sample_folders, read_rgb
 
 ALL_METRICS = ("fid", "is", "pd", "ca", "psnr", "ssim", "lpips", "ms_ssim")
 DEFAULT_METRICS = ALL_METRICS
+CLASSIFIER_TITLES = {"resnet50": "ResNet-50", "efficientnet_lite0": "EfficientNet-Lite0"}
 
 
 class FileMismatchError(ValueError):
@@ -83,10 +96,34 @@ def _parse_metrics(metrics: str | Iterable[str] | None) -> list[str]:
 
 
 def _reference_statistics(reference, cache_dir, model, device, batch_size, progress):
+    """(statistics, fid_reference record) of an .npz of statistics or a folder of images."""
+    from palette.metrics.reference import describe_statistics, files_digest, inception_weights_digest
+
     path = Path(reference)
     if path.is_dir():
-        return folder_statistics(path, model, cache_dir, device, batch_size, progress), f"reference images {path}"
-    return FeatureStatistics.load(path), f"reference statistics {path}"
+        stats = folder_statistics(path, model, cache_dir, device, batch_size, progress)
+        stats.name, stats.files_digest = f"images in {path}", files_digest(list_images(path))
+        stats.weights_digest = inception_weights_digest()
+    elif path.is_file():
+        stats = FeatureStatistics.load(path)
+        if stats.weights_digest and stats.weights_digest != inception_weights_digest():
+            raise ValueError(f"{path}: reference statistics were made with other Inception weights "
+                             f"({stats.weights_digest}); recompute them")
+        stats.name = stats.name or path.stem
+    else:
+        raise FileNotFoundError(f"FID reference {path} is neither a statistics .npz nor a folder")
+    return stats, describe_statistics(stats, path)
+
+
+def _classifier_results(name: str, labelled: bool) -> tuple[str, str]:
+    """(JSON key prefix, human name) of the classifier number: only ResNet-50 against the true
+    labels is the paper's CA; anything else is reported under its own name."""
+    title = CLASSIFIER_TITLES.get(name, name)
+    if labelled and name == "resnet50":
+        return "ca_top1", "CA (ResNet-50 top-1 against the true labels)"
+    if labelled:
+        return "classifier_top1", f"classifier top-1 against labels ({title}; not the paper's ResNet-50 CA)"
+    return "classifier_agreement", f"classifier agreement ({title}): output classified like its ground truth"
 
 
 def evaluate_folders(
@@ -102,19 +139,22 @@ def evaluate_folders(
     stats_cache_dir: str | os.PathLike | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    per_image_path: str | os.PathLike | None = None,
 ) -> dict:
     """Compute the requested metrics (default: all) of `sample_dir` against `gt_dir`.
 
-    reference_stats: an .npz with `mu`/`sigma`, or a folder of reference images whose statistics
+    reference_stats: the FID reference, an .npz of statistics (`FeatureStatistics`, as the
+    workflow's `results/reference/NAME.npz`) or a folder of reference images whose statistics
     are computed once and cached in `stats_cache_dir` (default: next to the weights,
-    `<weights dir>/../fid_stats`). Without it, FID is against the ground-truth folder.
-    labels: a CSV (`name,label`) or a dict of ImageNet class indices; enables `ca_top1`.
+    `<weights dir>/../fid_stats`). Without it, FID is against the ground-truth folder, which is
+    not the paper's protocol (docs/paper.md) and is named so in `fid_reference`.
+    labels: a labels file (`palette.metrics.reference.read_imagenet_validation_labels` formats)
+    or a dict of ImageNet class indices by image name or stem; enables top-1 against labels.
     weight_paths: explicit weight files by name (keys of `palette.weights.WEIGHTS`, e.g. from the
     workflow config); they take precedence over the resources folder and pip packages.
+    per_image_path: where to write the per-image values (.npz), or None.
     """
-    from palette.weights import weights_dir as resolve_weights_dir
-
-    from palette.weights import WEIGHTS
+    from palette.weights import WEIGHTS, weights_dir as resolve_weights_dir
 
     chosen = _parse_metrics(metrics)
     paths = dict(weight_paths or {})
@@ -125,100 +165,173 @@ def evaluate_folders(
     folders = sample_folders(sample_dir)
     gt_paths, out_paths = matched_files(gt_dir, folders[0])
     sample_paths = [out_paths] + [matched_files(gt_dir, folder)[1] for folder in folders[1:]]
-    results: dict = {"num_images": len(gt_paths), "num_samples": len(folders),
+    count = len(gt_paths)
+    results: dict = {"n_images": count, "num_samples": len(folders),
                      "ground_truth": str(gt_dir), "samples": [str(f) for f in folders]}
+    per_image: dict = {"names": np.array([p.stem for p in gt_paths])}
     if stats_cache_dir is None:
         stats_cache_dir = resolve_weights_dir(weights_dir).parent / "fid_stats"
 
+    # --- models, loaded once -----------------------------------------------------------------
+    inception = classifier_model = lpips_model = truth = None
     if {"fid", "is", "pd"} & set(chosen):
-        from palette.metrics.inception import features_of_files, load_inception
+        from palette.metrics.inception import FEATURE_DIM, load_inception, preprocess_batch
 
-        model = load_inception(device, paths.get("inception_fid"), weights_dir)
-        out_features = features_of_files(model, out_paths, batch_size, f"inception {folders[0].name}", progress)
-        gt_features = None
-        if "pd" in chosen or ("fid" in chosen and reference_stats is None):
-            gt_features = features_of_files(model, gt_paths, batch_size, f"inception {gt_dir.name}", progress)
-        if "fid" in chosen:
-            out_stats = FeatureStatistics.from_features(out_features)
-            if reference_stats is not None:
-                reference, described = _reference_statistics(reference_stats, stats_cache_dir, model, device,
-                                                              batch_size, progress)
-            else:
-                reference, described = FeatureStatistics.from_features(gt_features), f"ground truth {gt_dir}"
-            results["fid"] = frechet_distance(out_stats.mu, out_stats.sigma, reference.mu, reference.sigma)
-            results["fid_reference"] = described
-        if "pd" in chosen:
-            distances = np.linalg.norm(out_features.astype(np.float64) - gt_features.astype(np.float64), axis=1)
-            results["pd"] = float(distances.mean())
-        if "is" in chosen:
-            from palette.metrics.inception_score import inception_score
-
-            results.update(inception_score(out_features, weights_path=paths.get("inception_full"),
-                                           weights_dir=weights_dir))
-
+        inception = load_inception(device, paths.get("inception_fid"), weights_dir)
+        inception_device = next(inception.parameters()).device
+        out_features = np.zeros((count, FEATURE_DIM), np.float32)
+    reference = None
+    if "fid" in chosen and reference_stats is not None:
+        reference, results["fid_reference"] = _reference_statistics(reference_stats, stats_cache_dir, inception,
+                                                                    device, batch_size, progress)
+    need_gt_features = "pd" in chosen or ("fid" in chosen and reference is None)
+    gt_stats = StreamingStatistics() if "fid" in chosen and reference is None else None
     if "ca" in chosen:
-        from palette.metrics.classifier import labels_for, load_classifier, read_labels, top1_accuracy
+        from palette.metrics.classifier import labels_for, load_classifier
 
         classifier_path = paths.get(classifier) if classifier != "auto" else paths.get("resnet50")
-        model = load_classifier(classifier, device, classifier_path, weights_dir)
-        results["ca_classifier"] = model.name
-        predictions = model.predict_files(out_paths, batch_size, f"classifier {folders[0].name}", progress)
-        gt_predictions = model.predict_files(gt_paths, batch_size, f"classifier {gt_dir.name}", progress)
+        classifier_model = load_classifier(classifier, device, classifier_path, weights_dir)
         if labels is not None:
-            label_map = read_labels(labels) if not isinstance(labels, dict) else labels
+            if isinstance(labels, dict):
+                label_map = labels
+            else:
+                from palette.reference_sets import read_imagenet_validation_labels
+
+                label_map = read_imagenet_validation_labels(labels, expected=0)
             truth = labels_for(gt_paths, label_map)
-            results["ca_top1"] = top1_accuracy(predictions, truth)
-            results["ca_top1_ground_truth"] = top1_accuracy(gt_predictions, truth)
-        else:
-            results["ca_agreement_with_gt"] = top1_accuracy(predictions, gt_predictions)
-
-    if {"psnr", "ssim"} & set(chosen):
-        from palette.metrics.image_quality import psnr, ssim
-
-        psnrs, ssims = [], []
-        for gt_path, out_path in tqdm(list(zip(gt_paths, out_paths)), desc="PSNR/SSIM", unit="img",
-                                      disable=not progress):
-            reference, output = read_rgb(gt_path), read_rgb(out_path)
-            if reference.shape != output.shape:
-                raise ValueError(f"{out_path.name}: size {output.shape} differs from ground truth {reference.shape}")
-            if "psnr" in chosen:
-                psnrs.append(psnr(reference, output))
-            if "ssim" in chosen:
-                ssims.append(ssim(reference, output))
-        if psnrs:
-            # identical images give inf; report the mean over finite values and count the rest
-            finite = [v for v in psnrs if np.isfinite(v)]
-            results["psnr"] = float(np.mean(finite)) if finite else float("inf")
-            if len(finite) < len(psnrs):
-                results["psnr_identical_images"] = len(psnrs) - len(finite)
-        if ssims:
-            results["ssim"] = float(np.mean(ssims))
-
+        predictions, gt_predictions = np.zeros(count, np.int64), np.zeros(count, np.int64)
     diversity = [m for m in ("lpips", "ms_ssim") if m in chosen]
     if diversity and len(folders) < 2:
         results["diversity_unavailable"] = "diversity needs at least two sample_K folders"
-    elif diversity:
+        diversity = []
+    if diversity:
         from palette.metrics.image_quality import ms_ssim
         from palette.metrics.lpips_metric import load_lpips, lpips_distance, uint8_to_tensor
 
-        lpips_model = None
         if "lpips" in chosen:
             lpips_model = load_lpips(device, paths.get("lpips_alexnet_backbone"), paths.get("lpips_alexnet_linear"),
                                      weights_dir)
-        lpips_values, ms_ssim_values, scales_used = [], [], set()
-        pairs = [(k, index) for index in range(len(gt_paths)) for k in range(len(folders) - 1)]
-        for k, index in tqdm(pairs, desc="diversity", unit="pair", disable=not progress):
-            first, second = read_rgb(sample_paths[k][index]), read_rgb(sample_paths[k + 1][index])
-            if lpips_model is not None:
-                lpips_values.append(float(lpips_distance(lpips_model, uint8_to_tensor([first]),
-                                                         uint8_to_tensor([second]))[0]))
-            if "ms_ssim" in chosen:
-                value, scales = ms_ssim(first, second)
-                ms_ssim_values.append(value)
-                scales_used.add(scales)
-        if lpips_values:
-            results["lpips_diversity"] = float(np.mean(lpips_values))
-        if ms_ssim_values:
-            results["ms_ssim_diversity"] = float(np.mean(ms_ssim_values))
-            results["ms_ssim_scales"] = min(scales_used)
+        lpips_values = np.zeros((count, len(folders) - 1))
+        ms_ssim_values = np.zeros((count, len(folders) - 1))
+        scales_used: set = set()
+    quality = [m for m in ("psnr", "ssim") if m in chosen]
+    if quality:
+        from palette.metrics.image_quality import psnr, ssim
+
+        quality_values = {m: np.zeros(count) for m in quality}
+    pd_values = np.zeros(count) if "pd" in chosen else None
+    reads_gt = need_gt_features or classifier_model is not None or quality
+    same_files = gt_paths == out_paths  # ground truth scored against itself (the paper's GT rows)
+
+    # --- one pass over the images --------------------------------------------------------------
+    import torch
+
+    with tqdm(total=count, desc=f"evaluate {folders[0].name}", unit="img", disable=not progress) as bar:
+        for start in range(0, count, batch_size):
+            stop = min(start + batch_size, count)
+            outputs = [read_rgb(p) for p in out_paths[start:stop]]
+            truths = (outputs if same_files else [read_rgb(p) for p in gt_paths[start:stop]]) if reads_gt else None
+            if inception is not None:
+                with torch.no_grad():
+                    out_features[start:stop] = inception(preprocess_batch(outputs).to(inception_device)).float().cpu().numpy()
+                    if need_gt_features:
+                        gt_features = out_features[start:stop] if same_files else \
+                            inception(preprocess_batch(truths).to(inception_device)).float().cpu().numpy()
+                if gt_stats is not None:
+                    gt_stats.update(gt_features)
+                if pd_values is not None:
+                    pd_values[start:stop] = np.linalg.norm(out_features[start:stop].astype(np.float64)
+                                                           - gt_features.astype(np.float64), axis=1)
+            if classifier_model is not None:
+                predictions[start:stop] = classifier_model.predict_arrays(outputs, batch_size, progress=False)
+                gt_predictions[start:stop] = (predictions[start:stop] if same_files else
+                                              classifier_model.predict_arrays(truths, batch_size, progress=False))
+            for offset, (reference_image, output) in enumerate(zip(truths or [], outputs) if quality else []):
+                if reference_image.shape != output.shape:
+                    raise ValueError(f"{out_paths[start + offset].name}: size {output.shape} differs from "
+                                     f"ground truth {reference_image.shape}")
+                if "psnr" in quality:
+                    quality_values["psnr"][start + offset] = psnr(reference_image, output)
+                if "ssim" in quality:
+                    quality_values["ssim"][start + offset] = ssim(reference_image, output)
+            if diversity:
+                samples = [outputs] + [[read_rgb(p) for p in folder_paths[start:stop]]
+                                       for folder_paths in sample_paths[1:]]
+                for k in range(len(folders) - 1):
+                    if lpips_model is not None:
+                        lpips_values[start:stop, k] = lpips_distance(lpips_model, uint8_to_tensor(samples[k]),
+                                                                     uint8_to_tensor(samples[k + 1])).numpy()
+                    if "ms_ssim" in chosen:
+                        for offset, (first, second) in enumerate(zip(samples[k], samples[k + 1])):
+                            value, scales = ms_ssim(first, second)
+                            ms_ssim_values[start + offset, k] = value
+                            scales_used.add(scales)
+            bar.update(stop - start)
+
+    # --- summaries ----------------------------------------------------------------------------
+    if inception is not None:
+        per_image["pool3"] = out_features
+    if "fid" in chosen:
+        if reference is None:
+            from palette.metrics.reference import files_digest, inception_weights_digest
+
+            reference = FeatureStatistics(*gt_stats.mean_and_covariance(), gt_stats.count)
+            results["fid_reference"] = {"name": "ground truth (the evaluation targets themselves)",
+                                        "path": str(gt_dir), "count": count, "files_digest": files_digest(gt_paths),
+                                        "weights_digest": inception_weights_digest()}
+        out_stats = FeatureStatistics.from_features(out_features)
+        results["fid"] = frechet_distance(out_stats.mu, out_stats.sigma, reference.mu, reference.sigma,
+                                          factor1=covariance_factor(out_features))
+    if pd_values is not None:
+        results["pd"] = float(pd_values.mean())
+        per_image["perceptual_distance"] = pd_values
+    if "is" in chosen:
+        from palette.metrics.inception_score import inception_logits, inception_score_from_logits, unavailable_reason
+        from palette.weights import ChecksumMismatchError, WeightsNotFoundError
+
+        try:
+            logits = inception_logits(out_features, paths.get("inception_full"), weights_dir)
+        except (WeightsNotFoundError, ChecksumMismatchError) as error:
+            results.update({"is": None, "is_std": None, "is_unavailable": unavailable_reason(error)})
+        else:
+            results["is"], results["is_std"] = inception_score_from_logits(logits)
+            per_image["inception_probabilities"] = torch.softmax(torch.from_numpy(logits), 1).float().numpy()
+    if classifier_model is not None:
+        key, measure = _classifier_results(classifier_model.name, truth is not None)
+        results["ca_classifier"], results["classifier_measure"] = classifier_model.name, measure
+        if truth is not None:
+            correct = predictions == truth
+            results[key] = float(correct.mean())
+            results[f"{key}_ground_truth"] = float((gt_predictions == truth).mean())
+            per_image["ca_correct" if key == "ca_top1" else "classifier_correct"] = correct
+        else:
+            agreement = predictions == gt_predictions
+            results[key] = float(agreement.mean())
+            per_image["classifier_agreement"] = agreement
+    if "psnr" in quality:
+        values = quality_values["psnr"]
+        # identical images give inf; report the mean over finite values and count the rest
+        finite = values[np.isfinite(values)]
+        results["psnr"] = float(finite.mean()) if len(finite) else float("inf")
+        if len(finite) < count:
+            results["psnr_identical_images"] = int(count - len(finite))
+        per_image["psnr"] = values
+    if "ssim" in quality:
+        results["ssim"] = float(quality_values["ssim"].mean())
+        per_image["ssim"] = quality_values["ssim"]
+    if lpips_model is not None:
+        results["lpips_diversity"] = float(lpips_values.mean())
+        per_image["lpips_diversity"] = lpips_values.mean(axis=1)
+    if diversity and "ms_ssim" in chosen:
+        results["ms_ssim_diversity"] = float(ms_ssim_values.mean())
+        results["ms_ssim_scales"] = min(scales_used)
+    if per_image_path is not None:
+        write_per_image(per_image_path, per_image)
     return results
+
+
+def write_per_image(path: str | os.PathLike, values: dict) -> Path:
+    """The per-image .npz (keys: docs/architecture.md), written atomically."""
+    with atomic_write(path) as handle:
+        np.savez(handle, **values)
+    return Path(path)

@@ -41,8 +41,23 @@ class Conv2dLayer(nn.Module):
         self.beta = nn.Parameter(torch.zeros(out_channels))
         self.register_buffer("mean", torch.zeros(out_channels))
         self.register_buffer("var", torch.ones(out_channels))
+        self.folded = False
+
+    @torch.no_grad()
+    def fold_batch_norm(self) -> None:
+        """Fold the (inference-mode) batch norm into the convolution: W / sqrt(var + eps) and
+        bias beta - mean / sqrt(var + eps), computed in float64. The same function up to float
+        rounding, without the separate normalisation pass (a quarter of the CPU time here)."""
+        scale = torch.rsqrt(self.var.double() + 1e-3)
+        self.register_buffer("folded_weight", (self.weight.double() * scale[:, None, None, None]).float(),
+                             persistent=False)
+        self.register_buffer("folded_bias", (self.beta.double() - self.mean.double() * scale).float(),
+                             persistent=False)
+        self.folded = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.folded:
+            return F.relu(F.conv2d(x, self.folded_weight, self.folded_bias, self.stride, self.padding), inplace=True)
         x = F.conv2d(x, self.weight, None, self.stride, self.padding)
         x = F.batch_norm(x, self.mean, self.var, None, self.beta, False, 0.0, 1e-3)
         return F.relu(x)
@@ -215,6 +230,9 @@ def load_inception(device: str | torch.device | None = None, weights_path: str |
     if key not in _MODEL_CACHE:
         model = InceptionV3()
         model.load_state_dict(inception_state_dict(weights_path, weights_dir))
+        for layer in model.modules():
+            if isinstance(layer, Conv2dLayer):
+                layer.fold_batch_norm()
         # channels-last convolutions: about 20 % faster on CPU here, features within 1e-5
         model = model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
         _MODEL_CACHE[key] = model

@@ -25,18 +25,30 @@ def inception_score_from_logits(logits: np.ndarray, splits: int = 10) -> tuple[f
     return float(np.mean(scores)), float(np.std(scores))
 
 
+def unavailable_reason(error: Exception) -> str:
+    return ("the TF Inception 1008-logit head is not available (no pip package ships it; stage "
+            "inception-2015-12-05.pt with `palette weights fetch` on a machine with a network): "
+            f"{error}")
+
+
+def inception_logits(features: np.ndarray, weights_path=None, weights_dir=None,
+                     allow_network: bool | None = None) -> np.ndarray:
+    """float64 [N, 1008] logits pool3 @ W (no bias, as the TF code); raises WeightsNotFoundError
+    or ChecksumMismatchError without the head."""
+    from palette.weights import inception_head_state_dict
+
+    head = inception_head_state_dict(weights_path, weights_dir, allow_network)
+    return np.asarray(features, np.float64) @ head["weight"].double().numpy().T
+
+
 def inception_score(features: np.ndarray, splits: int = 10, weights_path=None, weights_dir=None,
                     allow_network: bool | None = None) -> dict:
     """`{"is": mean, "is_std": std}`, or `{"is": None, "is_unavailable": reason}` without the head."""
-    from palette.weights import ChecksumMismatchError, WeightsNotFoundError, inception_head_state_dict
+    from palette.weights import ChecksumMismatchError, WeightsNotFoundError
 
     try:
-        head = inception_head_state_dict(weights_path, weights_dir, allow_network)
+        logits = inception_logits(features, weights_path, weights_dir, allow_network)
     except (WeightsNotFoundError, ChecksumMismatchError) as error:
-        return {"is": None, "is_std": None,
-                "is_unavailable": "the TF Inception 1008-logit head is not available (no pip package "
-                f"ships it; stage inception-2015-12-05.pt with `palette weights fetch` on a machine with "
-                f"a network): {error}"}
-    logits = np.asarray(features, np.float64) @ head["weight"].double().numpy().T
+        return {"is": None, "is_std": None, "is_unavailable": unavailable_reason(error)}
     mean, std = inception_score_from_logits(logits, splits)
     return {"is": mean, "is_std": std}
