@@ -84,12 +84,11 @@ class WeightFile:
 
 def _verify_full_inception(path: Path) -> None:
     """The full TF Inception (with its 1008-way head) has no recorded sha256 here; accept it only
-    if its convolution weights are exactly those of the checked pool3-only copy."""
-    from palette.metrics.inception import InceptionV3
-
+    if its convolution weights are exactly those of the checked pool3-only copy (whose keys are
+    those of palette.metrics.inception.InceptionV3)."""
     state = _load_torchscript_state_dict(path)
     layers = _pool3_layers(state)
-    expected_keys = set(InceptionV3().state_dict())
+    expected_keys = set(inception_state_dict())
     missing = sorted(expected_keys - set(layers))
     if missing:
         raise ChecksumMismatchError(f"{path}: not the TF Inception 2015-12-05 graph (missing {missing[:3]} ...)")
