@@ -40,6 +40,7 @@ results = evaluate_folders(
     weights_dir=snakemake.params.weights_dir,
     per_image_path=snakemake.output.per_image,
     progress=False,
+    mask_dir=evaluation_set / "mask" if (evaluation_set / "mask").is_dir() else None,
 )
 subset = snakemake.params.subset
 results["evaluation_set"] = {"name": subset["name"], "count": results["n_images"]}

@@ -170,3 +170,29 @@ def test_each_image_is_decoded_once(tmp_path, monkeypatch):
     monkeypatch.setattr(evaluate_module, "read_rgb", counting_read)
     evaluate_folders(gt, out, metrics="pd,ca,psnr,ssim,lpips,ms_ssim", device="cpu", progress=False, batch_size=3)
     assert len(reads) == len(set(reads)) == 4 * 3  # 4 ground truths + 2 x 4 samples, each once
+
+
+def test_noise_ratio_sees_speckle_in_the_generated_pixels(tmp_path):
+    from palette.data import demo_photo_paths
+    from palette.imageio import load_image, save_image, save_mask
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((64, 64), bool)
+    mask[16:48, 16:48] = True
+    for index, path in enumerate(demo_photo_paths()[:3]):
+        target = np.ascontiguousarray(load_image(path)[:64, :64])
+        speckled = np.clip(target + rng.normal(0, 25, target.shape), 0, 255).astype(np.uint8)
+        save_image(tmp_path / "target" / f"{index}.png", target)
+        save_image(tmp_path / "clean" / f"{index}.png", target)
+        save_image(tmp_path / "noisy" / f"{index}.png", np.where(mask[..., None], speckled, target))
+        save_mask(tmp_path / "mask" / f"{index}.png", mask)
+    clean = evaluate_folders(tmp_path / "target", tmp_path / "clean", metrics="noise", progress=False,
+                             mask_dir=tmp_path / "mask")
+    assert clean["noise_ratio"] == pytest.approx(1.0)
+    noisy = evaluate_folders(tmp_path / "target", tmp_path / "noisy", metrics="noise", progress=False,
+                             mask_dir=tmp_path / "mask", per_image_path=tmp_path / "noisy.npz")
+    whole = evaluate_folders(tmp_path / "target", tmp_path / "noisy", metrics="noise", progress=False)
+    assert noisy["noise_ratio"] > whole["noise_ratio"] > 1.2  # the known pixels dilute it
+    per_image = np.load(tmp_path / "noisy.npz")
+    assert per_image["noise_energy_sample"].sum() / per_image["noise_energy_target"].sum() == pytest.approx(
+        noisy["noise_ratio"])

@@ -24,6 +24,9 @@ Output keys (absent metrics are simply not requested):
                                 images; psnr_identical_images counts the others)
   lpips_diversity, ms_ssim_diversity (+ ms_ssim_scales)   across samples of one input,
                                 or diversity_unavailable with one sample per input
+  noise_ratio                   residual sampling noise: high-frequency energy of sample_0 over
+                                that of the ground truth (image_quality.high_frequency_ratio),
+                                over the generated pixels when `mask_dir` is given; ~1 is clean
 Per-image values (docs/architecture.md, "per-image metrics"): `per_image_path` writes them as
 an .npz, one row per image in `names` order.
 """
@@ -42,7 +45,7 @@ from palette.metrics.fid import (FeatureStatistics, StreamingStatistics, covaria
                                  frechet_distance, list_images)
 from palette.imageio import numbered_sample_folders, read_rgb
 
-ALL_METRICS = ("fid", "is", "pd", "ca", "psnr", "ssim", "lpips", "ms_ssim")
+ALL_METRICS = ("fid", "is", "pd", "ca", "psnr", "ssim", "lpips", "ms_ssim", "noise")
 DEFAULT_METRICS = ALL_METRICS
 CLASSIFIER_TITLES = {"resnet50": "ResNet-50", "efficientnet_lite0": "EfficientNet-Lite0"}
 
@@ -140,6 +143,7 @@ def evaluate_folders(
     batch_size: int = 32,
     progress: bool = True,
     per_image_path: str | os.PathLike | None = None,
+    mask_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Compute the requested metrics (default: all) of `sample_dir` against `gt_dir`.
 
@@ -153,6 +157,8 @@ def evaluate_folders(
     weight_paths: explicit weight files by name (keys of `palette.weights.WEIGHTS`, e.g. from the
     workflow config); they take precedence over the resources folder and pip packages.
     per_image_path: where to write the per-image values (.npz), or None.
+    mask_dir: the evaluation set's masks (NAME.png, white = generated): the noise ratio then
+    covers the generated pixels only, where a masked task's noise is (the rest is the input's).
     """
     from palette.weights import WEIGHTS, weights_dir as resolve_weights_dir
 
@@ -220,7 +226,12 @@ def evaluate_folders(
 
         quality_values = {m: np.zeros(count) for m in quality}
     pd_values = np.zeros(count) if "pd" in chosen else None
-    reads_gt = need_gt_features or classifier_model is not None or quality
+    if "noise" in chosen:
+        from palette.imageio import load_mask
+        from palette.metrics.image_quality import high_frequency_energy
+
+        noise_energy = {"sample": np.zeros(count), "target": np.zeros(count)}
+    reads_gt = need_gt_features or classifier_model is not None or quality or "noise" in chosen
     same_files = gt_paths == out_paths  # ground truth scored against itself (the paper's GT rows)
 
     # --- one pass over the images --------------------------------------------------------------
@@ -254,6 +265,12 @@ def evaluate_folders(
                     quality_values["psnr"][start + offset] = psnr(reference_image, output)
                 if "ssim" in quality:
                     quality_values["ssim"][start + offset] = ssim(reference_image, output)
+            if "noise" in chosen:
+                for offset, (reference_image, output) in enumerate(zip(truths, outputs)):
+                    name = gt_paths[start + offset].stem
+                    weights = load_mask(Path(mask_dir) / f"{name}.png").astype(np.float64) if mask_dir else None
+                    noise_energy["sample"][start + offset] = high_frequency_energy(output, weights)
+                    noise_energy["target"][start + offset] = high_frequency_energy(reference_image, weights)
             if diversity:
                 samples = [outputs] + [[read_rgb(p) for p in folder_paths[start:stop]]
                                        for folder_paths in sample_paths[1:]]
@@ -322,6 +339,10 @@ def evaluate_folders(
     if lpips_model is not None:
         results["lpips_diversity"] = float(lpips_values.mean())
         per_image["lpips_diversity"] = lpips_values.mean(axis=1)
+    if "noise" in chosen:
+        target_energy = noise_energy["target"].sum()
+        results["noise_ratio"] = float(noise_energy["sample"].sum() / target_energy) if target_energy > 0 else None
+        per_image["noise_energy_sample"], per_image["noise_energy_target"] = noise_energy["sample"], noise_energy["target"]
     if diversity and "ms_ssim" in chosen:
         results["ms_ssim_diversity"] = float(ms_ssim_values.mean())
         results["ms_ssim_scales"] = min(scales_used)
