@@ -111,5 +111,17 @@ rule html_report:
         results_dir=lambda wildcards, output: str(Path(output[0]).parent),
         benchmarks_dir=f"{RESULTS}/benchmarks",
         benchmarks=benchmark_files(),
+        plan_config=canonical(
+            {
+                k: config.get(k)
+                for k in (
+                    "dataset",
+                    "experiments",
+                    "train_defaults",
+                    "samplers",
+                    "sampling",
+                )
+            }
+        ),
     script:
         "../scripts/html_report.py"

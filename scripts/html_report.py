@@ -23,4 +23,5 @@ build_report(
     benchmarks_dir=snakemake.params.benchmarks_dir,
     benchmark_paths=list(snakemake.params.benchmarks),
     config_hash=snakemake.params.config_hash,
+    plan_config=dict(snakemake.params.plan_config),
 )

@@ -33,3 +33,15 @@ def test_plan_command_prints_every_stage_and_the_total(capsys):
     out = capsys.readouterr().out
     assert "H100 at 40% MFU" in out and all(word in out for word in ("train", "sample", "evaluate", "total", "disk:"))
     assert main(["plan", "--configfile", str(REPO / "config" / "test.yaml"), "--gpu", "TPU"]) == 2  # one-line error
+
+
+def test_the_report_sets_planned_beside_measured():
+    from palette.report import planned_against_measured
+
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    rows = planned_against_measured(config, [{"stage": "train", "seconds": 10.0}])
+    train = next(row for row in rows if row["stage"] == "train")
+    assert train["images"] == 48 and train["flops_per_s"] == pytest.approx(train["flops"] / 10.0)
+    assert next(row for row in rows if row["stage"] == "sample")["seconds"] is None
+    config["dataset"]["evaluation_images"] = None  # unknown before the data rules run: no section
+    assert planned_against_measured(config, []) == []
