@@ -169,7 +169,7 @@ def test_a_requeued_training_job_resumes_and_ends_bit_for_bit_equal(tmp_path):
         while not list((tmp_path / "work" / "train").glob("inpainting-*/checkpoints/last.pt")):
             assert time.monotonic() < deadline and workflow.poll() is None, "no checkpoint before the requeue"
             time.sleep(1)
-        subprocess.run(["scontrol", "requeue", job], check=True)
+        subprocess.run(["scontrol", "requeue", job], check=True)  # SLURM starts it again 2 minutes later
         output, _ = workflow.communicate(timeout=600)
     finally:
         if workflow.poll() is None:
@@ -187,7 +187,9 @@ def test_a_training_longer_than_its_time_limit_saves_resumes_and_ends_bit_for_bi
     target = str(tmp_path / "results" / "checkpoints" / "inpainting.pt")
     # 2 minutes per attempt: the trainer's budget is 90 s from the job's start, SLURM's warning
     # (--signal=TERM@30) comes 30 to 60 s before the limit; whichever is first saves and exits 75
-    result = run(snakemake(config, target, "--set-resources", "train:runtime=2"), timeout=900)
+    # (a rule's --set-resources replace the profile's for that rule: all of slurm-local's are repeated)
+    resources = ["train:runtime=2", "train:gpu=0", "train:mem_mb=3000", "train:slurm_extra='--signal=TERM@30'"]
+    result = run(snakemake(config, target, "--set-resources", *resources), timeout=900)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     log = (tmp_path / "results" / "logs" / "train" / "inpainting.log").read_text()
