@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 CORES ?= all
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install run test bench bench-gpu clean
+.PHONY: install run test test-slurm bench bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The workflow on a real single-node SLURM (root: installs and starts it; tests/test_slurm.py).
+# Where SLURM cannot start, the tests are skipped and say why.
+test-slurm: install
+	bash scripts/slurm/local_cluster.sh || echo "test-slurm: no local SLURM could be started; its tests will be skipped"
+	PALETTE_TEST_SLURM=1 $(BIN)/python -m pytest -v -s --durations=0 tests/test_slurm.py
 
 bench: install
 	$(BIN)/python benchmarks/unet.py

@@ -40,6 +40,15 @@ include: "rules/study.smk"
 include: "rules/report.smk"
 
 
+# Under SLURM, stop before the first submission when the cluster cannot meet a rule's request,
+# naming the rule and the resource key (palette/slurm.py).
+onstart:
+    if getattr(workflow.executor_plugin, "name", None) == "slurm":
+        from palette.slurm import check_workflow
+
+        check_workflow(workflow)
+
+
 rule all:
     default_target: True
     input:

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("palette.sample_cli", "restore every image of an evaluation set (SET/source, SET/mask) with a checkpoint"),
     "infer": ("palette.infer_cli", "restore one image of your own (grayscale, holed + mask, JPEG, low-resolution)"),
     "eval": ("palette.eval_cli", "evaluate samples against ground truth: FID, IS, CA, PD, diversity"),
+    "plan": ("palette.plan", "the price before the run: images, network evaluations, FLOPs, GPU-hours, disk per stage"),
     "weights": ("palette.weights_cli", "stage and check the evaluation weights (fetch, list)"),
     "study": ("palette.study_cli", "human 2AFC study: build it from samples, serve it to raters, score the fool rate"),
 }

@@ -529,6 +529,26 @@ def hardware_summary() -> dict:
     return info
 
 
+def planned_against_measured(plan_config: dict, stages: list[dict]) -> list[dict]:
+    """Per stage: what `palette plan` expects (images, FLOPs, H200-hours at its default MFU)
+    beside the measured wall time, and the FLOP/s the stage achieved (planned FLOPs / wall)."""
+    from palette.plan import DEFAULT_GPU, DEFAULT_MFU, gpu_hours, plan, stage_totals
+
+    measured = {entry["stage"]: entry["seconds"] for entry in stages}
+    try:
+        planned = stage_totals(plan(plan_config))
+    except ValueError:  # evaluation_images: null (the whole list): its size is known only to the data rules
+        return []
+    rows = []
+    for stage, entry in planned.items():
+        seconds = measured.get(stage)
+        rows.append({"stage": stage, "images": entry["images"], "flops": entry["flops"] or None,
+                     "gpu_hours": gpu_hours(entry["flops"], DEFAULT_GPU, DEFAULT_MFU) if entry["flops"] else None,
+                     "seconds": seconds, "flops_per_s": entry["flops"] / seconds if entry["flops"] and seconds else None,
+                     "assumption": f"{DEFAULT_GPU} at {DEFAULT_MFU:.0%} MFU"})
+    return rows
+
+
 def stage_wall_times(benchmarks_dir: str | Path, paths=None) -> list[dict]:
     """Wall and CPU time per stage from Snakemake's benchmark files (benchmarks/STAGE/...tsv).
 
@@ -664,6 +684,7 @@ def build_report(
     data_check: str | Path | None = None,
     study_paths: list | None = None,
     ground_truth_paths: list | None = None,
+    plan_config: dict | None = None,
 ) -> Path:
     """Assemble everything the page shows and render it."""
     results_dir = Path(results_dir)
@@ -716,4 +737,5 @@ def build_report(
             "stages": stage_wall_times(benchmarks_dir, benchmark_paths),
         },
     }
+    context["metadata"]["plan"] = planned_against_measured(plan_config, context["metadata"]["stages"]) if plan_config else []
     return render_report(out_path, context)

@@ -123,5 +123,17 @@ rule html_report:
             "fid_samples": config["report"]["fid_bootstrap_samples"],
         },
         study=canonical(STUDY),
+        plan_config=canonical(
+            {
+                k: config.get(k)
+                for k in (
+                    "dataset",
+                    "experiments",
+                    "train_defaults",
+                    "samplers",
+                    "sampling",
+                )
+            }
+        ),
     script:
         "../scripts/html_report.py"

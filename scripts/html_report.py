@@ -31,4 +31,5 @@ build_report(
     data_check=snakemake.input.data_check,
     study_paths=list(snakemake.input.study),
     ground_truth_paths=list(snakemake.input.ground_truth),
+    plan_config=dict(snakemake.params.plan_config),
 )

@@ -9,14 +9,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "palette"
 # docs/architecture.md, "Layers". A module imports its own layer or lower ones only.
 LAYERS = {
     0: ["files", "errors", "tasks", "masks", "nn", "signals", "ema", "lease", "distributed", "sampler_presets",
-        "verdict", "reference_sets"],
+        "verdict", "reference_sets", "slurm"],
     1: ["imageio", "config", "unet", "diffusion"],
     2: ["degradations", "models", "study", "datacheck"],
     3: ["data", "checkpoint"],
-    4: ["prepare", "workflow_data", "train", "inference"],
+    4: ["prepare", "workflow_data", "train", "inference", "plan"],
     5: ["weights", "restore"],
     6: ["metrics", "report"],
-    7: ["cli", "*_cli"],
+    7: ["cli", "*_cli", "launch"],
 }
 
 

@@ -1,0 +1,168 @@
+"""The SLURM profile's early check: every rule's request against what the cluster's partitions offer.
+
+snakemake-executor-plugin-slurm submits whatever the profile asks; a request no node can meet
+(8 GPUs on a CPU partition, 256 GB on 32 GB nodes, a runtime over the partition's limit) then
+waits in the queue forever or is refused job by job, hours into a run. The Snakefile calls
+`check_workflow` when the executor is slurm: it reads the partitions once with `sinfo` and stops
+before the first submission with one line per unmet request, naming the rule and the resource key
+to change (set-resources / default-resources in the profile). A dry run (-n) uses Snakemake's
+dry-run executor, not slurm, so it plans a profile anywhere without checking; without sinfo there
+is nothing to check against either.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+
+class SlurmRequestError(ValueError):
+    """A rule asks for more than any node of its partition has."""
+
+
+@dataclass
+class Partition:
+    name: str
+    default: bool = False
+    nodes: int = 0
+    cpus: int = 0  # most CPUs on one node
+    memory_mb: int = 0  # most memory on one node
+    gpus: int = 0  # most GPUs on one node
+    gpu_models: set[str] = field(default_factory=set)
+    time_limit_minutes: float | None = None  # None: unlimited
+
+
+def parse_time_limit(text: str) -> float | None:
+    """SLURM's [days-]hours:minutes:seconds (or minutes) -> minutes; None for infinite."""
+    text = text.strip()
+    if text in ("infinite", "UNLIMITED", "n/a", "N/A", ""):
+        return None
+    days, _, rest = text.rpartition("-")
+    parts = [int(p) for p in rest.split(":")]
+    if len(parts) == 1:
+        minutes = parts[0]
+    else:
+        hours, minutes, seconds = ([0] * (3 - len(parts)) + parts)[-3:]
+        minutes = hours * 60 + minutes + seconds / 60
+    return minutes + 1440 * int(days or 0)
+
+
+def parse_gres(text: str) -> tuple[int, set[str]]:
+    """'gpu:h100:8(S:0-1),gpu:a100:2' -> (8, {'h100', 'a100'}); '(null)' -> (0, set())."""
+    most, models = 0, set()
+    for item in re.findall(r"gpu(?::([A-Za-z0-9_.\-]+))?:(\d+)", text):
+        model, count = item
+        most = max(most, int(count))
+        if model:
+            models.add(model)
+    return most, models
+
+
+def partitions_from_sinfo(text: str) -> dict[str, Partition]:
+    """Partitions from `sinfo -h -N -o '%P|%n|%c|%m|%G|%l'` (one line per node and partition)."""
+    partitions: dict[str, Partition] = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 6:
+            continue
+        name, _node, cpus, memory, gres, limit = fields
+        default = name.endswith("*")
+        name = name.rstrip("*")
+        partition = partitions.setdefault(name, Partition(name, default, time_limit_minutes=parse_time_limit(limit)))
+        gpus, models = parse_gres(gres)
+        partition.nodes += 1
+        partition.cpus = max(partition.cpus, int(re.sub(r"\D", "", cpus) or 0))
+        partition.memory_mb = max(partition.memory_mb, int(re.sub(r"\D", "", memory) or 0))
+        partition.gpus = max(partition.gpus, gpus)
+        partition.gpu_models |= models
+    return partitions
+
+
+def read_partitions() -> dict[str, Partition] | None:
+    if shutil.which("sinfo") is None:
+        return None
+    result = subprocess.run(["sinfo", "-h", "-N", "-o", "%P|%n|%c|%m|%G|%l"], capture_output=True, text=True, timeout=60)
+    return partitions_from_sinfo(result.stdout) if result.returncode == 0 else None
+
+
+def number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def check_request(rule: str, request: dict, partitions: dict[str, Partition]) -> list[str]:
+    """What in `request` (resource key -> value, plus '_cores' for threads) no node can meet."""
+    problems = []
+    name = request.get("slurm_partition")
+    if name:
+        partition = partitions.get(name)
+        if partition is None:
+            return [f"{rule}: slurm_partition={name!r} is not a partition of this cluster (sinfo lists "
+                    f"{', '.join(sorted(partitions)) or 'none'})"]
+    else:
+        partition = next((p for p in partitions.values() if p.default), None)
+        if partition is None:
+            return [f"{rule}: no slurm_partition set and the cluster has no default partition"]
+    where = f"partition {partition.name!r}"
+    nodes = int(number(request.get("nodes")) or 1)
+    gpus = int(number(request.get("gpu")) or 0)
+    gpus_per_node = gpus // nodes if gpus else 0
+    if nodes > partition.nodes:
+        problems.append(f"{rule}: nodes={nodes} but {where} has {partition.nodes} node(s)")
+    if gpus and gpus % nodes:
+        problems.append(f"{rule}: gpu={gpus} (the job's GPUs on all nodes) is not a multiple of nodes={nodes}")
+    if gpus_per_node > partition.gpus:
+        problems.append(f"{rule}: gpu={gpus} on {nodes} node(s) needs {gpus_per_node} GPUs per node but {where} "
+                        f"has at most {partition.gpus}; set `gpu` (0 for the CPU) or `slurm_partition`")
+    model = request.get("gpu_model")
+    if gpus and model and partition.gpu_models and model not in partition.gpu_models:
+        problems.append(f"{rule}: gpu_model={model!r} but {where} has {', '.join(sorted(partition.gpu_models))}")
+    if gpus and nodes > 1 and "mpi" not in request:
+        problems.append(f"{rule}: nodes={nodes} needs `mpi` and `tasks_per_node` set (the launcher starts one "
+                        f"agent per node with srun; README, SLURM)")
+    cpus_per_gpu = number(request.get("cpus_per_gpu"))
+    if number(request.get("cpus_per_task")):
+        cpus, key = number(request["cpus_per_task"]), "cpus_per_task"
+    elif gpus and cpus_per_gpu:
+        cpus, key = cpus_per_gpu * gpus_per_node, "cpus_per_gpu"
+    else:
+        cpus, key = number(request.get("_cores")) or 1, "threads (set-threads)"
+    if cpus > partition.cpus:
+        problems.append(f"{rule}: {key} asks for {cpus:g} CPUs per node but {where} has at most {partition.cpus}")
+    memory = number(request.get("mem_mb"))
+    if memory and memory > partition.memory_mb:
+        problems.append(f"{rule}: mem_mb={memory:g} but {where} has at most {partition.memory_mb} MB per node")
+    runtime = number(request.get("runtime"))
+    if runtime and partition.time_limit_minutes is not None and runtime > partition.time_limit_minutes:
+        problems.append(f"{rule}: runtime={runtime:g} min but {where} allows {partition.time_limit_minutes:g} min")
+    return problems
+
+
+def workflow_requests(workflow) -> dict[str, dict]:
+    """rule -> the resources its jobs will be submitted with (default-resources, the rule's own,
+    set-resources, evaluated), from one job per rule of the DAG about to run."""
+    requests = {}
+    for job in workflow.dag.needrun_jobs():
+        if job.is_group() or job.rule.name in requests or job.rule.norun:
+            continue
+        request = {key: value for key, value in dict(job.resources).items()
+                   if isinstance(value, (int, float, str))}
+        request["_cores"] = job.threads
+        requests[job.rule.name] = request
+    return requests
+
+
+def check_workflow(workflow) -> None:
+    """Stop before any submission when the cluster cannot meet a rule's request."""
+    partitions = read_partitions()
+    if not partitions:
+        return
+    problems = []
+    for rule, request in workflow_requests(workflow).items():
+        problems += check_request(rule, request, partitions)
+    if not problems:
+        return
+    message = ("the SLURM profile asks for what this cluster cannot give (change these keys in the profile's "
+               "set-resources / default-resources or with --set-resources):\n  " + "\n  ".join(problems))
+    raise SlurmRequestError(message)
