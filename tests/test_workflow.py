@@ -105,16 +105,26 @@ def test_schemas_list_the_task_names_of_palette_tasks():
     assert tuple(train_schema()["properties"]["task"]["enum"]) == TRAINING_TASKS
 
 
-def test_default_config_covers_every_task_and_ablation():
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    experiments = config["experiments"].values()
-    evaluated = {task for e in experiments for task in e["evaluate_on"]}
+def test_default_config_covers_every_task_and_the_full_demo_every_ablation():
     every = set(schema()["properties"]["experiments"]["additionalProperties"]["properties"]["evaluate_on"]["items"]["enum"])
-    assert evaluated == every - {"paired"}  # the user's own pairs only (dataset.kind: paired)
-    roles = {e["role"] for e in experiments}
-    assert {"task_model", "multitask", "regression", "loss_l1", "attention_local", "attention_none", "attention_dilated",
-            "unconditional_imputation"} <= roles
-    assert config["study"]["task"] == "colorization"  # the paper's fool rate (47.8 %) is for colorization
+    default = yaml.safe_load((ROOT / "config.yaml").read_text())
+    full = yaml.safe_load((ROOT / "config" / "demo_full.yaml").read_text())
+    for config in (default, full):
+        evaluated = {task for e in config["experiments"].values() for task in e["evaluate_on"]}
+        assert evaluated == every - {"paired"}  # the user's own pairs only (dataset.kind: paired)
+        assert config["study"]["task"] == "colorization"  # the paper's fool rate (47.8 %) is for colorization
+    assert {e["role"] for e in default["experiments"].values()} == {"task_model", "multitask", "regression"}
+    assert {e["role"] for e in full["experiments"].values()} >= {
+        "task_model", "multitask", "regression", "loss_l1", "attention_local", "attention_none", "attention_dilated",
+        "unconditional_imputation"}
+    # the full matrix is the default run plus the ablations: same data, training and samplers otherwise
+    assert set(default["experiments"]) < set(full["experiments"])
+    assert all(full["experiments"][name] == e for name, e in default["experiments"].items())
+    assert (full["dataset"], full["train_defaults"]) == (default["dataset"], default["train_defaults"])
+    assert "paper_1000" in full["sampling"]["sweep"]["samplers"]
+    # the test photos are held out whole, and no photo is both validation and test
+    holdout = default["dataset"]["holdout"]
+    assert holdout["test"] and holdout["val"] and not set(holdout["test"]) & set(holdout["val"])
 
 
 # --------------------------------------------------------------------------------------------
