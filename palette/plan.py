@@ -80,7 +80,11 @@ def plan(workflow_config: dict, evaluation_images: int | None = None, model=mode
         checkpoint_bytes += 16 * parameters * min(kept, max(1, train["steps"] // every) + 1) + 8 * parameters
         regression = train.get("objective") == "regression"
         for task in experiment["evaluate_on"]:
-            for sampler in (["regression"] if regression else experiment.get("samplers") or sampling.get("samplers", [])):
+            names = list(experiment.get("samplers") or sampling.get("samplers", []))
+            sweep = sampling.get("sweep") or {}
+            if sweep.get("experiment") == name and sweep.get("task") == task:  # as rules/common.smk's samplers_for
+                names += [sampler for sampler in sweep.get("samplers", []) if sampler not in names]
+            for sampler in (["regression"] if regression else names):
                 steps = 1 if regression else samplers[sampler]["steps"]
                 count = n_eval * per_input
                 rows.append({"stage": "sample", "job": f"{name}/{task}/{sampler}", "images": count,

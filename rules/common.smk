@@ -295,6 +295,8 @@ def per_image_files():
 def pair_list(wildcards=None):
     """The pair list (target, source) of a paired data set; nothing for the other kinds."""
     return [f"{RESULTS}/data/pairs.tsv"] if DATASET["kind"] == "paired" else []
+
+
 # The human 2AFC study (rules/study.smk), or None.
 STUDY = config["study"] if config["study"]["experiment"] else None
 
