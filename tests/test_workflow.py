@@ -43,9 +43,11 @@ def schema() -> dict:
 
 
 def _walk_properties(node: dict, path: str = ""):
-    """Every declared property (recursing into objects and additionalProperties schemas)."""
+    """Every declared property (recursing into objects and additionalProperties schemas), but the
+    required ones, which need no default."""
     for name, child in node.get("properties", {}).items():
-        yield f"{path}.{name}".lstrip("."), child
+        if name not in node.get("required", []):
+            yield f"{path}.{name}".lstrip("."), child
         yield from _walk_properties(child, f"{path}.{name}")
     extra = node.get("additionalProperties")
     if isinstance(extra, dict):
