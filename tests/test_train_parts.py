@@ -175,3 +175,15 @@ def test_cuda_training_step_never_waits_for_the_gpu():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(loss_sum)
+
+
+def test_the_training_loop_reads_in_short_functions():
+    """docs/architecture.md: the loop is Trainer.run over run_step / forward_backward / log / save;
+    no function of palette/train.py grows past a screenful again."""
+    import ast
+
+    source = (REPO / "palette" / "train.py").read_text()
+    lengths = {node.name: node.end_lineno - node.lineno + 1 for node in ast.walk(ast.parse(source))
+               if isinstance(node, ast.FunctionDef)}
+    assert {"run", "run_step", "forward_backward", "log", "save", "stop_reason"} <= set(lengths)
+    assert max(lengths.values()) <= 80, {name: n for name, n in lengths.items() if n > 80}
