@@ -106,6 +106,15 @@ def whole_process(first: Path, second: Path, batch_size: int, scratch: Path) -> 
           f"{abs(ours_fid - theirs_fid) / abs(theirs_fid):.2e}")
 
 
+def compared_folders(args, scratch: Path) -> tuple[Path, Path]:
+    """The two folders compared: --dirs, or crops of the installed photos written under `scratch`."""
+    if args.dirs:
+        return tuple(map(Path, args.dirs))
+    first = write_photo_crops(scratch / "a", ["chelsea", "coffee", "astronaut", "rocket"], args.count, 1)
+    second = write_photo_crops(scratch / "b", ["china.jpg", "flower.jpg", "coffee"], args.count, 2)
+    return first, second
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dirs", nargs=2, default=None, help="two image folders (default: photo crops)")
@@ -117,11 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.whole_process:
         with tempfile.TemporaryDirectory() as scratch:
-            if args.dirs:
-                first, second = map(Path, args.dirs)
-            else:
-                first = write_photo_crops(Path(scratch) / "a", ["chelsea", "coffee", "astronaut", "rocket"], args.count, 1)
-                second = write_photo_crops(Path(scratch) / "b", ["china.jpg", "flower.jpg", "coffee"], args.count, 2)
+            first, second = compared_folders(args, Path(scratch))
             whole_process(first, second, args.batch_size, Path(scratch))
         return
     device = torch.device(args.device)
@@ -132,11 +137,7 @@ def main() -> None:
     from palette.metrics.inception import features_of_files, load_inception
 
     with tempfile.TemporaryDirectory() as scratch:
-        if args.dirs:
-            first, second = map(Path, args.dirs)
-        else:
-            first = write_photo_crops(Path(scratch) / "a", ["chelsea", "coffee", "astronaut", "rocket"], args.count, 1)
-            second = write_photo_crops(Path(scratch) / "b", ["china.jpg", "flower.jpg", "coffee"], args.count, 2)
+        first, second = compared_folders(args, Path(scratch))
         total = len(list_images(first)) + len(list_images(second))
 
         ours_model = load_inception(device)
