@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from palette.frechet import symmetric_sqrt
+
 CONFIDENCE = 0.95
 BOOTSTRAP_SAMPLES = 2000  # resamples for means and IS (microseconds each)
 FID_BOOTSTRAP_SAMPLES = 100  # resamples for FID: two eigendecompositions each (about 25 ms apiece at n = 1000)
@@ -62,11 +64,6 @@ PER_IMAGE_KEYS = {"fid": "pool3", "is": "inception_probabilities", "psnr": "psnr
 # ---------------------------------------------------------------------------------------------
 
 
-def _symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
-    values, vectors = np.linalg.eigh(np.asarray(matrix, np.float64))
-    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
-
-
 class ReferenceStatistics:
     """FID reference statistics (mu, Sigma) and sqrt(Sigma), computed once per reference file."""
 
@@ -80,7 +77,7 @@ class ReferenceStatistics:
     @property
     def sqrt(self) -> np.ndarray:
         if self._sqrt is None:
-            self._sqrt = _symmetric_sqrt(self.sigma)
+            self._sqrt = symmetric_sqrt(self.sigma)
         return self._sqrt
 
     @classmethod
