@@ -14,6 +14,7 @@ may change between attempts.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 from functools import lru_cache
@@ -87,6 +88,18 @@ COMPATIBILITY_KEYS = (
 # Keys added after runs existed: at their default they stay out of `work_key`'s digest, so adding
 # them did not rename (and retrain) the work folders of existing runs.
 LATER_KEYS = {"conditioning": "source"}
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """`override` merged over `base`; nested mappings merged key by key, others replaced (copies:
+    neither input is changed). How a workflow experiment's `train:` is laid over `train_defaults`."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 @lru_cache(maxsize=1)

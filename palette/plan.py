@@ -29,17 +29,11 @@ from pathlib import Path
 
 import yaml
 
+from palette.config import deep_merge
 from palette.sampler_presets import resolve_sampler
 
 DEFAULT_GPU = "H200"
 DEFAULT_MFU = 0.35
-
-
-def deep_merge(base: dict, extra: dict) -> dict:
-    merged = dict(base)
-    for key, value in extra.items():
-        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-    return merged
 
 
 def model_numbers(train: dict) -> tuple[int, int]:

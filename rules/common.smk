@@ -3,7 +3,6 @@
 Kept free of torch (and of anything slow to import) so that `snakemake -n` stays fast.
 """
 
-import copy
 import hashlib
 import json
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from palette.config import schema as train_schema, work_key
+from palette.config import deep_merge, schema as train_schema, work_key
 from palette.errors import schema_problem
 from palette.sampler_presets import resolve_sampler
 from palette.tasks import EVALUATION_TASKS, PAIRED_TASK
@@ -50,17 +49,6 @@ def canonical(value):
     if isinstance(value, (list, tuple)):
         return [canonical(item) for item in value]
     return value
-
-
-def deep_merge(base, override):
-    """`override` merged over `base`; nested mappings merged key by key, others replaced."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def is_regression(experiment):
