@@ -23,10 +23,11 @@ pid and exit code in STATUS_DIR/rank{R}.pid / .exit, so the launcher can tell a 
 every rank) from a rank that died, and name it. The rule's `retries:` then resumes from the work
 folder.
 
-Signals: SIGTERM / SIGINT / SIGUSR1 reaching the launcher are passed on (as SIGTERM to torchrun,
-which handles no SIGUSR1), so the workers save and exit 75; SLURM's `--signal=TERM@SECONDS`
-(profiles/slurm) reaches them this way. Time limits: `time_budget_seconds` turns the job's
-remaining time (its real end time under SLURM, else its `runtime`) into the trainer's budget.
+Signals: the trainer's stop signals (palette.signals: SIGTERM, SIGINT, SIGUSR1, SIGUSR2) reaching
+the launcher are passed on (as SIGTERM to torchrun and srun, which handle neither SIGUSR), so the
+workers save and exit 75; SLURM's `--signal=TERM@SECONDS` (profiles/slurm) reaches them this way.
+Time limits: `time_budget_seconds` turns the job's remaining time (its real end time under SLURM,
+else its `runtime`) into the trainer's budget.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from palette.signals import STOP_SIGNALS
+
 DIED_EXIT_CODE = 1  # a rank ended without an exit status of its own (killed by a signal, crashed)
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 RENDEZVOUS_PORT = 29431  # on the first host; PALETTE_RENDEZVOUS_PORT overrides it
 
 
@@ -190,7 +192,7 @@ def launch(train_args: list[str], status_dir: str | Path, gpus_per_node: int = 0
     def forward(signum, frame):
         nonlocal stopped_by
         stopped_by = signal.Signals(signum).name
-        # torchrun and srun handle SIGTERM (they pass it on to the workers); torchrun dies of SIGUSR1
+        # torchrun and srun handle SIGTERM (they pass it on to the workers); torchrun dies of SIGUSR1/2
         child.send_signal(signum if single_process else signal.SIGTERM)
 
     previous = {}
