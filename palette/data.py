@@ -313,6 +313,29 @@ def _released_mask_kind(task: str) -> str | None:
     return kind if kind in masks.RELEASED_MASK_KEYS else None
 
 
+def spread_selection(files, count: int | None) -> list[str]:
+    """``count`` of ``files`` (all when None), spread over photos: the crops of each photo
+    (``_group_key``) get an equal share (the first photos one more where it does not divide),
+    taken evenly spaced through that photo's files (so across its scales), and the result
+    alternates between photos. Lists without crop names (every file its own group) keep their
+    first ``count`` files, in order. Deterministic: no draw."""
+    files = [str(f) for f in files]
+    if count is None or count >= len(files):
+        return files
+    groups: dict[str, list[str]] = {}
+    for file in files:
+        groups.setdefault(_group_key(file), []).append(file)
+    members = list(groups.values())
+    shares = [0] * len(members)
+    for turn in range(count):  # round-robin, skipping photos with no file left
+        candidates = [i for i in range(len(members)) if shares[i] < len(members[i])]
+        shares[min(candidates, key=lambda i: (shares[i], i))] += 1
+    picked = [[group[int(round(j))] for j in np.linspace(0, len(group) - 1, share)] if share > 1 else group[:share]
+              for group, share in zip(members, shares)]
+    interleaved = [group[k] for k in range(max(shares)) for group in picked if k < len(group)]
+    return interleaved
+
+
 def write_evaluation_set(files, task: str, out_dir: str | os.PathLike, image_size: int,
                          seed: int = 0, masks_file: str | os.PathLike | None = None,
                          num_images: int | None = None) -> Path:
@@ -322,14 +345,16 @@ def write_evaluation_set(files, task: str, out_dir: str | os.PathLike, image_siz
     the value 0 in [-1, 1]), ``out_dir/target/NAME.png`` (ground truth),
     ``out_dir/mask/NAME.png`` for masked tasks (255 = missing), ``out_dir/names.txt`` (names in
     input order) and ``out_dir/info.json`` (task, seed, size, mask origin). NAME is the input
-    file's stem, made unique. Images are centre square crops resized to ``image_size``; image
+    file's stem, made unique. With ``num_images`` the images are
+    ``spread_selection(files, num_images)``: the first ones of a plain list, an equal share of
+    every photo for crops. Images are centre square crops resized to ``image_size``; image
     ``i`` is degraded with ``default_rng([seed, i])``. With ``masks_file`` (the paper's
     released npz) the free-form inpainting variants use released mask ``i`` (nearest-neighbour
     resized when ``image_size`` is not 256) instead of drawing one. Task ``paired`` takes each
     source from the pair (``paired_source_path``) instead of degrading the target.
     """
     degradations.task_uses_mask(task)  # validates the task name
-    files = [Path(f) for f in files][:num_images]
+    files = [Path(f) for f in spread_selection(files, num_images)]
     if not files:
         raise ValueError(f"no input images for evaluation set {task!r}")
     out_dir = Path(out_dir)

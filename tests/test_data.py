@@ -214,6 +214,21 @@ def test_write_evaluation_set_without_mask(small_photos, tmp_path):
     assert not torch.equal(item["source"], item["target"])
 
 
+def test_an_evaluation_subset_of_crops_takes_every_photo_and_scale_in_turn():
+    # a sorted demo test list: all of one photo's crops come first
+    files = [f"/crops/{photo}__s{scale}_{k:03d}.png" for photo in ("chelsea", "flower")
+             for scale in (100, 25, 50) for k in range(10)]
+    chosen = data.spread_selection(files, 12)
+    assert len(set(chosen)) == 12 and set(chosen) <= set(files)
+    photos = [Path(f).name.split("__")[0] for f in chosen]
+    assert photos == ["chelsea", "flower"] * 6  # alternating, an equal share each
+    assert {Path(f).name.split("__")[1].split("_")[0] for f in chosen} == {"s100", "s25", "s50"}
+    assert data.spread_selection(files, 3) == [files[0], files[30], files[29]]  # 2 of chelsea: its ends
+    # a plain list (no crop names) keeps its first files, in order, as the paper's test lists do
+    plain = [f"/val/ILSVRC2012_val_{k:08d}.JPEG" for k in range(1, 8)]
+    assert data.spread_selection(plain, 3) == plain[:3] and data.spread_selection(plain, None) == plain
+
+
 def test_write_evaluation_set_uses_released_masks(small_photos, tmp_path):
     released = np.zeros((2, 256, 256), bool)
     released[0, :, :64] = True   # left quarter
