@@ -180,7 +180,9 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--steps", type=positive_int, default=fast["steps"],
                        help="steps of the fast samplers (default: %(default)s)")
     group.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (default: %(default)s)")
-    group.add_argument("--variance", default="paper", choices=("paper", "posterior"))
+    group.add_argument("--variance", default=None, choices=("paper", "posterior"),
+                       help="the ancestral samplers' noise: 1 - alpha_t as in Algorithm 2 (paper) or DDPM's smaller "
+                            "posterior variance (default: paper for `paper`, posterior for `ancestral`)")
     group.add_argument("--clip-x0", action=argparse.BooleanOptionalAction, default=None,
                        help="clamp the predicted clean image to [-1, 1] at every step (default: on for the fast "
                             "samplers, which keeps models trained briefly stable; off for `paper`, as in Algorithm 2)")
@@ -197,10 +199,11 @@ def sampler_from_arguments(args: argparse.Namespace) -> SamplerConfig:
     """The `paper` preset, or the `fast` one with the command line's overrides
     (palette.sampler_presets)."""
     if args.sampler == "paper":
-        values = {"preset": "paper", "variance": args.variance, "clip_x0": bool(args.clip_x0)}
+        values = {"preset": "paper", "variance": args.variance or "paper", "clip_x0": bool(args.clip_x0)}
     else:
-        values = {"preset": "fast", "name": args.sampler, "steps": args.steps, "eta": args.eta,
-                  "variance": args.variance}
+        values = {"preset": "fast", "name": args.sampler, "steps": args.steps, "eta": args.eta}
+        if args.variance is not None:
+            values["variance"] = args.variance
         if args.clip_x0 is not None:
             values["clip_x0"] = args.clip_x0
         if args.noise_range == "inference":

@@ -279,7 +279,7 @@ def test_sampler_presets_are_the_paper_sampler_and_the_fast_default():
 
     assert D.SamplerConfig.from_dict({"preset": "paper"}) == D.SamplerConfig()
     fast = D.SamplerConfig.from_dict({"preset": "fast"})
-    assert (fast.name, fast.steps, fast.clip_x0) == ("dpm_solver_pp", 50, True)
+    assert (fast.name, fast.steps, fast.clip_x0, fast.variance) == ("dpm_solver_pp", 50, True, "posterior")
     assert TRAINING_NOISE_RANGE == {"beta_start": D.TRAINING_SCHEDULE.beta_start,
                                     "beta_end": D.TRAINING_SCHEDULE.beta_end,
                                     "schedule_steps": D.TRAINING_SCHEDULE.num_steps}
