@@ -124,6 +124,35 @@ def evaluation_summary(flats) -> str:
     return ("Ours: " + "; ".join(parts) + ".") if parts else ""
 
 
+# The noise check (palette.metrics.image_quality.high_frequency_ratio): how far a sample's finest
+# detail may exceed the ground truth's before the page calls it residual noise, and how far below
+# it a sample counts as blurred.
+NOISE_RATIO_LIMIT = 1.3
+NOISE_RATIO_BLUR = 0.7
+
+
+def noise_check(runs, metrics: dict) -> list[dict]:
+    """One row per sampled run that measured `noise_ratio`: the ratio, its image and sample counts,
+    and whether it is within NOISE_RATIO_LIMIT (above: speckle, or busier texture than the truth;
+    below NOISE_RATIO_BLUR: smoother than the truth)."""
+    rows = []
+    for experiment, task, sampler in runs:
+        flat = metrics.get((experiment, task, sampler), {})
+        ratio = metric_value(flat, "noise_ratio")
+        if ratio is None:
+            continue
+        if ratio > NOISE_RATIO_LIMIT:
+            status, verdict = "noisy", f"above {NOISE_RATIO_LIMIT}: residual noise, or busier texture than the truth"
+        elif ratio < NOISE_RATIO_BLUR:
+            status, verdict = "blurred", f"below {NOISE_RATIO_BLUR}: smoother than the truth"
+        else:
+            status, verdict = "clean", f"within {NOISE_RATIO_LIMIT}"
+        rows.append({"experiment": experiment, "task": task, "sampler": sampler, "ratio": ratio,
+                     "images": flat.get("n_images"), "samples": flat.get("num_samples"),
+                     "status": status, "verdict": verdict})
+    return rows
+
+
 def load_metrics(paths) -> list[dict]:
     return [flatten_metrics(json.loads(Path(path).read_text())) for path in paths]
 
@@ -724,6 +753,8 @@ def build_report(
                                                                             load_metrics(ground_truth_paths or []))}),
         "verdicts": reproduction_verdicts(experiments, runs, metric_paths, samplers, results_dir, **(verdict_settings or {})),
         "experiments": per_experiment,
+        "noise_check": noise_check(runs, metrics),
+        "noise_limit": NOISE_RATIO_LIMIT,
         "samplers": samplers,
         "sweep": sweep,
         "training_curves": data_uri(training_curves),

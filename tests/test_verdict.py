@@ -232,3 +232,16 @@ def test_closeness_of_small_sample_fid_is_inconclusive(tmp_path):
         rows[comparable] = evaluate_claim(Claim("f", "A close to B", "fid", "close", *sides, ""), Statistics())
     assert rows[False]["verdict"] == "inconclusive" and "small-sample bias" in rows[False]["reason"]
     assert rows[True]["verdict"] == "holds"
+
+
+def test_the_noise_check_reads_each_ratio_against_the_limit():
+    from palette.report import NOISE_RATIO_LIMIT, noise_check
+
+    runs = [("a", "colorization", "s"), ("b", "inpainting_center", "s"), ("c", "jpeg_q5", "s"), ("d", "jpeg_q5", "s")]
+    metrics = {runs[0]: {"noise_ratio": 1.1, "n_images": 24.0, "num_samples": 2.0},
+               runs[1]: {"noise_ratio": NOISE_RATIO_LIMIT + 0.01, "n_images": 24.0, "num_samples": 2.0},
+               runs[2]: {"noise_ratio": 0.4, "n_images": 24.0, "num_samples": 1.0},
+               runs[3]: {"psnr": 20.0}}  # no noise metric: no row
+    rows = noise_check(runs, metrics)
+    assert [(r["experiment"], r["status"]) for r in rows] == [("a", "clean"), ("b", "noisy"), ("c", "blurred")]
+    assert rows[0]["images"] == 24.0 and rows[2]["samples"] == 1.0 and "residual noise" in rows[1]["verdict"]
