@@ -38,6 +38,7 @@ class TrainConfig:
     task: str
     objective: str
     conditioning: str
+    prediction: str
     loss: str
     preset: str
     model_overrides: dict
@@ -83,11 +84,11 @@ class TrainConfig:
 COMPATIBILITY_KEYS = (
     "task", "objective", "loss", "preset", "model_overrides", "train_files", "image_size", "seed",
     "batch_size", "lr", "warmup_steps", "adam_betas", "adam_eps", "weight_decay", "grad_clip_norm",
-    "ema_decay", "conditioning",
+    "ema_decay", "conditioning", "prediction",
 )
 # Keys added after runs existed: at their default they stay out of `work_key`'s digest, so adding
 # them did not rename (and retrain) the work folders of existing runs.
-LATER_KEYS = {"conditioning": "source"}
+LATER_KEYS = {"conditioning": "source", "prediction": "eps"}
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -179,6 +180,9 @@ def _check_consistency(values: dict) -> None:
     if values["conditioning"] == "none" and values["objective"] != "diffusion":
         raise ConfigError(f"train config: key 'conditioning' has value 'none', which needs objective 'diffusion' "
                           f"(got {values['objective']!r}): the unconditional model is used by diffusion imputation")
+    if values["prediction"] != "eps" and values["objective"] != "diffusion":
+        raise ConfigError(f"train config: key 'prediction' has value {values['prediction']!r}, which needs objective "
+                          f"'diffusion' (got {values['objective']!r}): the regression baseline predicts the target")
     batch, accumulation, micro = values["batch_size"], values["grad_accumulation"], values["micro_batch_size"]
     if micro is not None and accumulation != 1:
         raise ConfigError(

@@ -15,6 +15,13 @@ In a batch, a sample whose mask is all zeros has no mask (the multi-task mixture
 
 The network is called as ``model(torch.cat([source, y_noisy], dim=1), gamma)`` with gamma of
 shape [B].
+
+Prediction target (TrainConfig.prediction): "eps", the paper's, or "v" = sqrt(gamma) eps -
+sqrt(1 - gamma) y0 (Salimans & Ho 2022), a named departure. An eps network must resolve x0 from
+a correction of size sqrt(gamma) to its output, which at the training schedule's noisiest level
+(gamma 4.4e-5) a briefly trained network cannot: its colours there are noise (docs/demo.md). A v
+network outputs about -y0 at high noise. The samplers see every network as an eps network
+(`noise_prediction`); the v loss is ||v_hat - v||^2 = ||eps_hat - eps||^2 / gamma.
 """
 
 from __future__ import annotations
@@ -32,6 +39,23 @@ from palette.sampler_presets import resolve_sampler
 
 NoiseModel = Callable[[Tensor, Tensor], Tensor]
 Generators = torch.Generator | Sequence[torch.Generator] | None
+PREDICTIONS = ("eps", "v")
+
+
+def noise_prediction(network: Callable[[Tensor, Tensor], Tensor], prediction: str = "eps") -> NoiseModel:
+    """`network` as the eps predictor the samplers call: itself for "eps"; for "v",
+    eps = sqrt(1 - gamma) y + sqrt(gamma) v, y being the input's last three channels (the noisy
+    target, with or without a source before it)."""
+    if prediction == "eps":
+        return network
+    if prediction != "v":
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+
+    def eps_from_v(x: Tensor, gamma: Tensor) -> Tensor:
+        g = gamma.view(-1, 1, 1, 1).float()
+        return (1 - g).sqrt() * x[:, -3:].float() + g.sqrt() * network(x, gamma).float()
+
+    return eps_from_v
 
 
 @dataclass(frozen=True)
@@ -147,8 +171,10 @@ def diffusion_loss(
     loss_type: str = "l2",
     generator: Generators = None,
     schedule: LinearSchedule = TRAINING_SCHEDULE,
+    prediction: str = "eps",
 ) -> Tensor:
-    """Palette Algorithm 1: E ||f(x, sqrt(gamma) y0 + sqrt(1 - gamma) eps, gamma) - eps||_p^p.
+    """Palette Algorithm 1: E ||f(x, sqrt(gamma) y0 + sqrt(1 - gamma) eps, gamma) - eps||_p^p
+    (with prediction "v", the network's target is v = sqrt(gamma) eps - sqrt(1 - gamma) y0).
 
     The p-th power error is averaged over the pixels each sample generates (all pixels, or the
     masked ones), then over the batch: a mask's size does not change its sample's weight.
@@ -165,8 +191,11 @@ def diffusion_loss(
     y_noisy = keep_known_pixels(g.sqrt() * target + (1 - g).sqrt() * noise, target, mask)
     if mask is not None:
         source = fill_masked_with_noise(source, mask, randn(source.shape, generator, device))
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    wanted = noise if prediction == "eps" else g.sqrt() * noise - (1 - g).sqrt() * target
     predicted = model(torch.cat([source, y_noisy], dim=1), gamma)
-    error = (predicted.float() - noise).abs().pow(exponent)
+    error = (predicted.float() - wanted).abs().pow(exponent)
     return generated_pixel_mean(error, mask)
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from palette.data import load_evaluation_mask
-from palette.diffusion import INFERENCE_SCHEDULE, SAMPLERS, SamplerConfig, impute, sample
+from palette.diffusion import INFERENCE_SCHEDULE, SAMPLERS, SamplerConfig, impute, noise_prediction, sample
 from palette.distributed import resolve_device
 from palette.errors import positive_int
 from palette.imageio import list_images, load_image, save_image, to_tensor
@@ -63,9 +63,11 @@ def restore(
 
         output = regression_predict(model, source, mask)
     elif conditioning == "none":
-        output = impute(model, source, mask, sampler, generators, progress=progress)
+        output = impute(noise_prediction(model, getattr(model, "prediction", "eps")), source, mask, sampler,
+                        generators, progress=progress)
     else:
-        output = sample(model, source, mask, sampler, generators, progress=progress)
+        output = sample(noise_prediction(model, getattr(model, "prediction", "eps")), source, mask, sampler,
+                        generators, progress=progress)
     return output[..., :height, :width].clamp(-1, 1)
 
 

@@ -13,13 +13,16 @@ from palette.config import TrainConfig
 
 def build_model(config: TrainConfig) -> nn.Module:
     """The U-Net of `config.preset`; the regression baseline sees the source only and the
-    unconditional model (conditioning: none) the noisy target only (3 channels each)."""
+    unconditional model (conditioning: none) the noisy target only (3 channels each). Its
+    `prediction` attribute names its diffusion target (eps or v) for the samplers."""
     from palette.unet import build_unet
 
     overrides = dict(config.model_overrides)
     if config.objective == "regression" or config.conditioning == "none":
         overrides["in_channels"] = 3
-    return build_unet(config.preset, **overrides)
+    network = build_unet(config.preset, **overrides)
+    network.prediction = config.prediction  # what its output means: palette.diffusion.noise_prediction
+    return network
 
 
 def parameter_count(config: TrainConfig) -> int:

@@ -290,8 +290,9 @@ class Trainer:
         generators = [noise_generator(config.seed, n, device) for n in batch["sample"].tolist()]
         if config.conditioning == "none":  # the imputation baseline models the targets alone, every pixel
             return diffusion_loss(without_source(self.network), target, target, None, loss_type=config.loss,
-                                  generator=generators)
-        return diffusion_loss(self.network, source, target, mask, loss_type=config.loss, generator=generators)
+                                  generator=generators, prediction=config.prediction)
+        return diffusion_loss(self.network, source, target, mask, loss_type=config.loss, generator=generators,
+                              prediction=config.prediction)
 
     def forward_backward(self, batches) -> None:
         """One optimizer step's gradients over the micro-batches; DDP syncs them on the last one."""

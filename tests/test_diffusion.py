@@ -288,3 +288,54 @@ def test_sampler_presets_are_the_paper_sampler_and_the_fast_default():
     assert set(SAMPLER_PRESETS) == {"paper", "fast"}
     with pytest.raises(ValueError, match="unknown sampler preset 'quick'"):
         D.SamplerConfig.from_dict({"preset": "quick"})
+
+
+# ----------------------------------------------------------------------------- prediction target "v"
+def oracle(target: torch.Tensor, prediction: str):
+    """A network that knows the clean target: from its input's noisy target and gamma it returns
+    the exact eps or v."""
+
+    def network(x, gamma):
+        g = gamma.view(-1, 1, 1, 1).double()
+        y = x[:, -3:].double()
+        eps = (y - g.sqrt() * target.double()) / (1 - g).sqrt()
+        return (eps if prediction == "eps" else g.sqrt() * eps - (1 - g).sqrt() * target.double()).float()
+
+    return network
+
+
+def test_the_v_loss_is_zero_for_the_exact_v_and_not_for_the_exact_eps():
+    target = torch.rand(4, 3, 8, 8) * 2 - 1
+    source = torch.zeros_like(target)
+    for prediction in ("eps", "v"):
+        exact = D.diffusion_loss(oracle(target, prediction), source, target, generator=torch.Generator().manual_seed(1),
+                                 prediction=prediction)
+        assert exact.item() < 1e-8
+    wrong = D.diffusion_loss(oracle(target, "eps"), source, target, generator=torch.Generator().manual_seed(1), prediction="v")
+    assert wrong.item() > 0.1
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        D.diffusion_loss(oracle(target, "eps"), source, target, prediction="x0")
+
+
+def test_a_v_network_reaches_the_samplers_as_the_exact_noise_and_clean_image():
+    target = torch.rand(2, 3, 8, 8) * 2 - 1
+    eps = torch.randn(2, 3, 8, 8)
+    for gamma in (4.4e-5, 0.3, 0.999):
+        y = math.sqrt(gamma) * target + math.sqrt(1 - gamma) * eps
+        model = D.noise_prediction(oracle(target, "v"), "v")
+        predicted_eps, x0 = D._Denoiser(model, torch.zeros_like(y), clip_x0=False)(y, gamma)
+        torch.testing.assert_close(predicted_eps, eps, atol=1e-4, rtol=0)
+        # x0 at the noisiest level divides float32 rounding by sqrt(gamma): looser there
+        torch.testing.assert_close(x0, target, atol=5e-3 if gamma < 1e-3 else 1e-4, rtol=0)
+    network = oracle(target, "eps")
+    assert D.noise_prediction(network, "eps") is network
+
+
+def test_prediction_v_needs_the_diffusion_objective_and_leaves_eps_digests_alone():
+    from palette.config import ConfigError, load_config, work_key
+
+    with pytest.raises(ConfigError, match="'prediction' has value 'v', which needs objective 'diffusion'"):
+        load_config({"task": "jpeg", "preset": "tiny", "objective": "regression", "prediction": "v"})
+    eps = {"task": "jpeg", "preset": "tiny"}
+    assert work_key(eps) == work_key(eps | {"prediction": "eps"})  # digests of runs made before the key
+    assert work_key(eps) != work_key(eps | {"prediction": "v"})
