@@ -600,7 +600,7 @@ def stage_wall_times(benchmarks_dir: str | Path, paths=None) -> list[dict]:
         entry["cpu_seconds"] += float(rows[-1].get("cpu_time") or 0.0)
         if seconds >= entry["longest"]:
             entry["longest"], entry["longest_job"] = seconds, str(path.relative_to(root).with_suffix(""))
-    order = ["data", "degrade", "train", "sample", "evaluate"]
+    order = ["data", "degrade", "reference", "train", "sample", "evaluate"]
     return sorted(stages.values(), key=lambda e: (order.index(e["stage"]) if e["stage"] in order else len(order), e["stage"]))
 
 

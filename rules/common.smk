@@ -237,7 +237,8 @@ def sweep_metrics_files():
 
 def benchmark_files():
     """The benchmark files of every job this configuration runs (the report's wall times); files
-    left by jobs of an earlier configuration are not counted."""
+    left by jobs of an earlier configuration are not counted. Called when report.smk is read,
+    after the reference rules (rules/reference_common.smk) have defined what it uses."""
     data_rules = {
         "demo_photos": ["cut_demo_crops", "split_dataset"],
         "celebahq": ["list_celebahq", "split_dataset"],
@@ -248,10 +249,21 @@ def benchmark_files():
         "folder": ["list_folder"],
         "paired": ["list_pairs"],
     }[DATASET["kind"]]
-    data_rules += ["check_data"] + [
-        f"prepare_split/{split}" for split in ("train", "test")
-    ]
+    prepared = ["train", "test"]
+    if "fid" in EVALUATION["metrics"] and DATASET["kind"] in SPLIT_REFERENCE_KINDS:
+        prepared += [split for split in reference_splits() if split not in prepared]
+    data_rules += ["check_data"] + [f"prepare_split/{split}" for split in prepared]
+    if DATASET["kind"] == "imagenet":
+        data_rules += (
+            ["list_fid5k"] if "fid5k" in EVALUATION["subsets"].values() else []
+        )
+        data_rules += ["imagenet_labels"] if uses_imagenet_labels() else []
     files = [f"{RESULTS}/benchmarks/data/{name}.tsv" for name in data_rules]
+    if "fid" in EVALUATION["metrics"]:
+        files += [
+            f"{RESULTS}/benchmarks/reference/{name}.tsv"
+            for name in ("list_reference_images", "reference_statistics")
+        ]
     files += [f"{RESULTS}/benchmarks/degrade/{task}.tsv" for task in used_tasks()]
     files += [
         f"{RESULTS}/benchmarks/train/{experiment}.tsv" for experiment in EXPERIMENTS
@@ -261,6 +273,10 @@ def benchmark_files():
             f"{RESULTS}/benchmarks/{stage}/{e}/{t}/{s}.tsv"
             for e, t, s in evaluation_runs()
         ]
+    files += [
+        f"{RESULTS}/benchmarks/evaluate/ground_truth/{Path(path).stem}.tsv"
+        for path in ground_truth_metrics_files()
+    ]
     return files
 
 
