@@ -327,13 +327,11 @@ def spread_selection(files, count: int | None) -> list[str]:
         groups.setdefault(_group_key(file), []).append(file)
     members = list(groups.values())
     shares = [0] * len(members)
-    for turn in range(count):  # round-robin, skipping photos with no file left
+    for _ in range(count):  # round-robin, skipping photos with no file left
         candidates = [i for i in range(len(members)) if shares[i] < len(members[i])]
         shares[min(candidates, key=lambda i: (shares[i], i))] += 1
-    picked = [[group[int(round(j))] for j in np.linspace(0, len(group) - 1, share)] if share > 1 else group[:share]
-              for group, share in zip(members, shares)]
-    interleaved = [group[k] for k in range(max(shares)) for group in picked if k < len(group)]
-    return interleaved
+    picked = [[group[round(j)] for j in np.linspace(0, len(group) - 1, share)] for group, share in zip(members, shares)]
+    return [group[k] for k in range(max(shares)) for group in picked if k < len(group)]
 
 
 def write_evaluation_set(files, task: str, out_dir: str | os.PathLike, image_size: int,

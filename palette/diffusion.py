@@ -42,14 +42,19 @@ Generators = torch.Generator | Sequence[torch.Generator] | None
 PREDICTIONS = ("eps", "v")
 
 
+def check_prediction(prediction: str) -> str:
+    """`prediction` itself if it names a prediction target, else a ValueError naming the choices."""
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    return prediction
+
+
 def noise_prediction(network: Callable[[Tensor, Tensor], Tensor], prediction: str = "eps") -> NoiseModel:
     """`network` as the eps predictor the samplers call: itself for "eps"; for "v",
     eps = sqrt(1 - gamma) y + sqrt(gamma) v, y being the input's last three channels (the noisy
     target, with or without a source before it)."""
-    if prediction == "eps":
+    if check_prediction(prediction) == "eps":
         return network
-    if prediction != "v":
-        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
 
     def eps_from_v(x: Tensor, gamma: Tensor) -> Tensor:
         g = gamma.view(-1, 1, 1, 1).float()
@@ -191,9 +196,7 @@ def diffusion_loss(
     y_noisy = keep_known_pixels(g.sqrt() * target + (1 - g).sqrt() * noise, target, mask)
     if mask is not None:
         source = fill_masked_with_noise(source, mask, randn(source.shape, generator, device))
-    if prediction not in PREDICTIONS:
-        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
-    wanted = noise if prediction == "eps" else g.sqrt() * noise - (1 - g).sqrt() * target
+    wanted = noise if check_prediction(prediction) == "eps" else g.sqrt() * noise - (1 - g).sqrt() * target
     predicted = model(torch.cat([source, y_noisy], dim=1), gamma)
     error = (predicted.float() - wanted).abs().pow(exponent)
     return generated_pixel_mean(error, mask)

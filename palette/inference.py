@@ -62,12 +62,11 @@ def restore(
         from palette.models import regression_predict
 
         output = regression_predict(model, source, mask)
-    elif conditioning == "none":
-        output = impute(noise_prediction(model, getattr(model, "prediction", "eps")), source, mask, sampler,
-                        generators, progress=progress)
     else:
-        output = sample(noise_prediction(model, getattr(model, "prediction", "eps")), source, mask, sampler,
-                        generators, progress=progress)
+        # build_model records what the network predicts (eps or v); the samplers want eps
+        denoiser = noise_prediction(model, getattr(model, "prediction", "eps"))
+        run = impute if conditioning == "none" else sample
+        output = run(denoiser, source, mask, sampler, generators, progress=progress)
     return output[..., :height, :width].clamp(-1, 1)
 
 
