@@ -408,12 +408,15 @@ def test_group_signals_with_workers_save_exit_75_and_resume_bitwise(crop_list, t
 def test_a_second_ctrl_c_aborts_at_once():
     from palette.signals import StopSignals
 
+    # the handler in place before: Python's default_int_handler, or SIG_IGN in a process started in
+    # the background by a non-interactive shell (which ignores SIGINT for it)
+    before = signal.getsignal(signal.SIGINT)
     with StopSignals() as signals:
         os.kill(os.getpid(), signal.SIGINT)
         assert signals.received == "SIGINT"  # the first one asks for a save at the step's end
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # put back as it was
 
 
 def test_an_empty_or_paper_scale_config_is_refused_before_anything_is_written(tmp_path, capsys):
