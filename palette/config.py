@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from palette.tasks import UNMASKED_TRAINING_TASKS
+
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "train.schema.yaml"
 
 
@@ -39,6 +41,7 @@ class TrainConfig:
     objective: str
     conditioning: str
     prediction: str
+    residual: bool
     loss: str
     preset: str
     model_overrides: dict
@@ -84,11 +87,11 @@ class TrainConfig:
 COMPATIBILITY_KEYS = (
     "task", "objective", "loss", "preset", "model_overrides", "train_files", "image_size", "seed",
     "batch_size", "lr", "warmup_steps", "adam_betas", "adam_eps", "weight_decay", "grad_clip_norm",
-    "ema_decay", "conditioning", "prediction",
+    "ema_decay", "conditioning", "prediction", "residual",
 )
 # Keys added after runs existed: at their default they stay out of `work_key`'s digest, so adding
 # them did not rename (and retrain) the work folders of existing runs.
-LATER_KEYS = {"conditioning": "source", "prediction": "eps"}
+LATER_KEYS = {"conditioning": "source", "prediction": "eps", "residual": False}
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -183,6 +186,14 @@ def _check_consistency(values: dict) -> None:
     if values["prediction"] != "eps" and values["objective"] != "diffusion":
         raise ConfigError(f"train config: key 'prediction' has value {values['prediction']!r}, which needs objective "
                           f"'diffusion' (got {values['objective']!r}): the regression baseline predicts the target")
+    if values["residual"]:
+        if (values["objective"] != "diffusion" or values["conditioning"] != "source"
+                or values["task"] not in UNMASKED_TRAINING_TASKS):
+            raise ConfigError(
+                f"train config: key 'residual' is true, which needs objective 'diffusion' (got {values['objective']!r}), "
+                f"conditioning 'source' (got {values['conditioning']!r}) and a task without a mask (got "
+                f"{values['task']!r}): the source must be a degraded copy of the whole target"
+            )
     batch, accumulation, micro = values["batch_size"], values["grad_accumulation"], values["micro_batch_size"]
     if micro is not None and accumulation != 1:
         raise ConfigError(

@@ -168,6 +168,15 @@ def generated_pixel_mean(error: Tensor, mask: Tensor | None) -> Tensor:
     return per_sample.mean()
 
 
+def residual_offset(source: Tensor, mask: Tensor | None) -> Tensor:
+    """What residual diffusion subtracts from the target: the source itself. Only for tasks
+    without a mask, whose source is a degraded target of the same size."""
+    if mask is not None:
+        raise ValueError("residual diffusion needs a task without a mask (colorization, JPEG, super-resolution): "
+                         "a masked source holds no guess of the missing pixels")
+    return source
+
+
 def diffusion_loss(
     model: NoiseModel,
     source: Tensor,
@@ -177,9 +186,12 @@ def diffusion_loss(
     generator: Generators = None,
     schedule: LinearSchedule = TRAINING_SCHEDULE,
     prediction: str = "eps",
+    residual: bool = False,
 ) -> Tensor:
     """Palette Algorithm 1: E ||f(x, sqrt(gamma) y0 + sqrt(1 - gamma) eps, gamma) - eps||_p^p
     (with prediction "v", the network's target is v = sqrt(gamma) eps - sqrt(1 - gamma) y0).
+    With `residual`, y0 is the target minus the source (a named departure for tasks without a
+    mask, where the source is a degraded target: `sample(residual=True)` adds the source back).
 
     The p-th power error is averaged over the pixels each sample generates (all pixels, or the
     masked ones), then over the batch: a mask's size does not change its sample's weight.
@@ -190,6 +202,8 @@ def diffusion_loss(
     if exponent is None:
         raise ValueError(f"loss_type must be 'l1' or 'l2', got {loss_type!r}")
     batch_size, device = target.shape[0], target.device
+    if residual:
+        target = target - residual_offset(source, mask)
     gamma = sample_training_gamma(batch_size, generator, schedule, device)
     noise = randn(target.shape, generator, device)
     g = gamma.view(-1, 1, 1, 1)
@@ -227,6 +241,10 @@ class SamplerConfig:
                schedule's steps are fine) or "index" (evenly in step index, as guided-diffusion
                respaces). With the paper's schedule only 123 of its 1000 steps have gamma > 0.5,
                so "index" spends few steps where the image forms. `paper` visits every step.
+    noise_scale: multiplies the fresh noise of every stochastic step (the ancestral samplers' z,
+               DDIM's with eta > 0), as S_noise in Karras et al. 2022 (EDM, Algorithm 2). 1 is
+               the paper; below 1 trades diversity for cleaner samples from briefly trained
+               networks, whose fills carry more high-frequency energy than the data (docs/demo.md).
     schedule:  beta_start, beta_end, schedule_steps: the schedule the gammas come from.
     """
 
@@ -236,6 +254,7 @@ class SamplerConfig:
     variance: str = "paper"
     clip_x0: bool = False
     spacing: str = "log_snr"
+    noise_scale: float = 1.0
     beta_start: float = INFERENCE_SCHEDULE.beta_start
     beta_end: float = INFERENCE_SCHEDULE.beta_end
     schedule_steps: int = INFERENCE_SCHEDULE.num_steps
@@ -247,6 +266,8 @@ class SamplerConfig:
             raise ValueError(f"variance must be 'paper' or 'posterior', got {self.variance!r}")
         if self.spacing not in ("log_snr", "index"):
             raise ValueError(f"spacing must be 'log_snr' or 'index', got {self.spacing!r}")
+        if not 0.0 <= self.noise_scale <= 2.0:
+            raise ValueError(f"noise_scale must be in [0, 2] (1 = the paper), got {self.noise_scale}")
         if not 1 <= self.steps <= self.schedule_steps:
             raise ValueError(f"steps must be in 1..{self.schedule_steps}, got {self.steps}")
         if self.name == "paper" and self.steps != self.schedule_steps:
@@ -286,8 +307,9 @@ class SamplerConfig:
 class _Denoiser:
     """The network as the samplers see it: noise and clean-image predictions at a noise level."""
 
-    def __init__(self, model: NoiseModel, condition: Tensor, clip_x0: bool) -> None:
-        self.model, self.condition, self.clip_x0 = model, condition, clip_x0
+    def __init__(self, model: NoiseModel, condition: Tensor, clip_x0: bool, offset: Tensor | float = 0.0) -> None:
+        # offset: what is added to the clean estimate to make an image (the source, for residual diffusion)
+        self.model, self.condition, self.clip_x0, self.offset = model, condition, clip_x0, offset
 
     def __call__(self, y: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
         """Return (eps, x0) at noise level gamma, consistent with y = sqrt(g) x0 + sqrt(1-g) eps."""
@@ -295,7 +317,7 @@ class _Denoiser:
         eps = self.model(torch.cat([self.condition, y], dim=1), gamma_batch).float()
         x0 = (y - math.sqrt(1 - gamma) * eps) / math.sqrt(gamma)
         if self.clip_x0:
-            x0 = x0.clamp(-1, 1)
+            x0 = (x0 + self.offset).clamp(-1, 1) - self.offset
             eps = (y - math.sqrt(gamma) * x0) / math.sqrt(1 - gamma)
         return eps, x0
 
@@ -360,19 +382,22 @@ def sample(
     config: SamplerConfig = SamplerConfig(),
     generator: Generators = None,
     progress: bool = True,
+    residual: bool = False,
 ) -> Tensor:
     """Generate targets for a batch of sources ([B, 3, H, W] in [-1, 1]) with the chosen sampler.
 
     `generator` is one torch.Generator for the batch or one per sample (then each sample is the
     same whatever else is in its batch). For masked tasks (mask [B, 1, H, W], 1 = missing) the
-    known pixels of the result are exactly the source's.
+    known pixels of the result are exactly the source's. `residual`: the model was trained on
+    target - source (`diffusion_loss(residual=True)`); the sampler draws that and adds the source.
     """
     device = source.device
     gammas = config.gammas().tolist()
     if mask is not None and not bool(has_mask(mask).any()):
         mask = None
+    offset = residual_offset(source, mask) if residual else 0.0
     condition = fill_masked_with_noise(source, mask, randn(source.shape, generator, device))
-    denoise = _Denoiser(model, condition, config.clip_x0)
+    denoise = _Denoiser(model, condition, config.clip_x0, offset)
     y = keep_known_pixels(randn(source.shape, generator, device), source, mask)
     x0_previous = None
     steps = range(len(gammas) - 1)
@@ -380,7 +405,7 @@ def sample(
         eps, x0 = denoise(y, gammas[i])
         y, x0_previous = _sampler_step(config, y, eps, x0, x0_previous, gammas, i, generator)
         y = keep_known_pixels(y, source, mask)
-    return y
+    return y + offset
 
 
 def _sampler_step(config: SamplerConfig, y: Tensor, eps: Tensor, x0: Tensor, x0_previous: Tensor | None,
@@ -388,10 +413,11 @@ def _sampler_step(config: SamplerConfig, y: Tensor, eps: Tensor, x0: Tensor, x0_
     """One update of the chosen sampler from gammas[i] to gammas[i + 1]; returns (y, x0 for the next step)."""
     gamma_t, gamma_prev = gammas[i], gammas[i + 1]
     if config.name in ("paper", "ancestral"):
-        z = randn(y.shape, generator, y.device) if gamma_prev < 1.0 else torch.zeros_like(y)
+        z = config.noise_scale * randn(y.shape, generator, y.device) if gamma_prev < 1.0 else torch.zeros_like(y)
         return ancestral_step(y, eps, gamma_t, gamma_prev, config.variance, z), x0_previous
     if config.name == "ddim":
-        z = randn(y.shape, generator, y.device) if config.eta > 0 and gamma_prev < 1.0 else torch.zeros_like(y)
+        z = (config.noise_scale * randn(y.shape, generator, y.device) if config.eta > 0 and gamma_prev < 1.0
+             else torch.zeros_like(y))
         return ddim_step(y, eps, x0, gamma_t, gamma_prev, config.eta, z), x0_previous
     return dpm_solver_pp_2m_step(y, x0, x0_previous, gammas, i), x0
 

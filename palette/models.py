@@ -14,7 +14,8 @@ from palette.config import TrainConfig
 def build_model(config: TrainConfig) -> nn.Module:
     """The U-Net of `config.preset`; the regression baseline sees the source only and the
     unconditional model (conditioning: none) the noisy target only (3 channels each). Its
-    `prediction` attribute names its diffusion target (eps or v) for the samplers."""
+    `prediction` attribute names its diffusion target (eps or v) and `residual` whether it diffuses
+    the target minus the source, for the samplers."""
     from palette.unet import build_unet
 
     overrides = dict(config.model_overrides)
@@ -22,6 +23,7 @@ def build_model(config: TrainConfig) -> nn.Module:
         overrides["in_channels"] = 3
     network = build_unet(config.preset, **overrides)
     network.prediction = config.prediction  # what its output means: palette.diffusion.noise_prediction
+    network.residual = config.residual  # what it denoises: palette.diffusion.sample(residual=...)
     return network
 
 

@@ -153,6 +153,36 @@ def noise_check(runs, metrics: dict) -> list[dict]:
     return rows
 
 
+TRAINING_DEPARTURES = {
+    # key: (its paper value, how a run that changes it departs)
+    "prediction": ("eps", lambda value: f"the network predicts {value} instead of the noise (prediction: {value})"),
+    "residual": (False, lambda value: "diffuses the target minus the source instead of the target (residual: true)"),
+}
+
+
+def departures_from_paper(train_configs: dict, samplers: dict) -> list[dict]:
+    """Where this run's methods depart from the paper, each named by the option that turns it on:
+    one row per diffusion experiment or sampler that departs (scale, such as a smaller U-Net or
+    fewer training steps, is not listed; the experiments' settings show it)."""
+    from palette.sampler_presets import SAMPLER_PRESETS, sampler_departures
+
+    rows = []
+    for name, train in train_configs.items():
+        if train.get("objective", "diffusion") != "diffusion":
+            continue
+        changes = [describe(train[key]) for key, (paper, describe) in TRAINING_DEPARTURES.items()
+                   if train.get(key, paper) != paper]
+        if changes:
+            rows.append({"kind": "experiment", "name": name, "changes": changes})
+    for name, settings in samplers.items():
+        if settings.get("name", SAMPLER_PRESETS["paper"]["name"]) == "regression":
+            continue  # the regression baselines' single forward pass
+        changes = sampler_departures(settings)
+        if changes:
+            rows.append({"kind": "sampler", "name": name, "changes": changes})
+    return rows
+
+
 def load_metrics(paths) -> list[dict]:
     return [flatten_metrics(json.loads(Path(path).read_text())) for path in paths]
 
@@ -714,6 +744,7 @@ def build_report(
     study_paths: list | None = None,
     ground_truth_paths: list | None = None,
     plan_config: dict | None = None,
+    train_configs: dict | None = None,
 ) -> Path:
     """Assemble everything the page shows and render it."""
     results_dir = Path(results_dir)
@@ -754,6 +785,7 @@ def build_report(
         "verdicts": reproduction_verdicts(experiments, runs, metric_paths, samplers, results_dir, **(verdict_settings or {})),
         "experiments": per_experiment,
         "noise_check": noise_check(runs, metrics),
+        "departures": departures_from_paper(train_configs or {}, samplers),
         "noise_limit": NOISE_RATIO_LIMIT,
         "samplers": samplers,
         "sweep": sweep,

@@ -20,6 +20,11 @@ from __future__ import annotations
 # The paper's training schedule (palette.diffusion.TRAINING_SCHEDULE; a test keeps them equal).
 TRAINING_NOISE_RANGE = {"beta_start": 1e-6, "beta_end": 0.01, "schedule_steps": 2000}
 
+# Every setting of the paper's sampler (palette.diffusion.SamplerConfig's defaults; a test keeps
+# them equal): what the report compares a run's samplers with.
+PAPER_SAMPLER = {"name": "paper", "steps": 1000, "eta": 0.0, "variance": "paper", "clip_x0": False,
+                 "spacing": "log_snr", "noise_scale": 1.0, "beta_start": 1e-4, "beta_end": 0.09, "schedule_steps": 1000}
+
 SAMPLER_PRESETS: dict[str, dict] = {
     "paper": {"name": "paper", "steps": 1000},
     "fast": {"name": "dpm_solver_pp", "steps": 50, "clip_x0": True, "variance": "posterior", **TRAINING_NOISE_RANGE},
@@ -33,3 +38,25 @@ def resolve_sampler(values: dict) -> dict:
     if preset not in SAMPLER_PRESETS:
         raise ValueError(f"unknown sampler preset {preset!r}; choose one of {', '.join(SAMPLER_PRESETS)}")
     return {**SAMPLER_PRESETS[preset], **values}
+
+
+def sampler_departures(values: dict) -> list[str]:
+    """How a sampler entry (with or without a preset) departs from the paper's sampler, in words."""
+    settings = {**PAPER_SAMPLER, **resolve_sampler(values)}
+    changes = []
+    if settings["name"] != "paper":
+        kind = {"ancestral": "respaced ancestral", "ddim": f"DDIM (eta {settings['eta']})",
+                "dpm_solver_pp": "DPM-Solver++(2M)"}[settings["name"]]
+        changes.append(f"{kind} sampling in {settings['steps']} steps instead of Algorithm 2's 1000")
+    if settings["variance"] != "paper" and settings["name"] in ("paper", "ancestral"):
+        changes.append("DDPM's posterior variance instead of 1 - alpha_t")
+    if settings["clip_x0"]:
+        changes.append("clean-image estimate clipped to [-1, 1]")
+    noise_range = {key: settings[key] for key in TRAINING_NOISE_RANGE}
+    if noise_range != {key: PAPER_SAMPLER[key] for key in TRAINING_NOISE_RANGE}:
+        which = "the training schedule's" if noise_range == TRAINING_NOISE_RANGE else "another schedule's"
+        changes.append(f"noise levels from {which} range (beta {settings['beta_start']:g}..{settings['beta_end']:g}, "
+                       f"{settings['schedule_steps']} steps)")
+    if settings["noise_scale"] != 1.0 and (settings["name"] in ("paper", "ancestral") or settings["eta"] > 0):
+        changes.append(f"fresh noise scaled by {settings['noise_scale']:g} (noise_scale)")
+    return changes

@@ -9,6 +9,10 @@ TRAINING_TASKS = ("colorization", "inpainting", "uncropping", "jpeg", "super_res
 """What a model is trained on (degradations drawn on the fly, or the pairs for `paired`);
 `multitask` mixes three of them."""
 
+UNMASKED_TRAINING_TASKS = ("colorization", "jpeg", "super_resolution", PAIRED_TASK)
+"""Training tasks whose source is a degraded copy of the whole target, with no mask: the ones
+residual diffusion (train key `residual`) can use."""
+
 EVALUATION_TASKS = ("colorization", "inpainting_freeform_10_20", "inpainting_freeform_20_30",
                     "inpainting_freeform_30_40", "inpainting_center", "uncropping_right",
                     "jpeg_q5", "jpeg_q10", "jpeg_q20", "super_resolution", PAIRED_TASK)

@@ -292,7 +292,7 @@ class Trainer:
             return diffusion_loss(without_source(self.network), target, target, None, loss_type=config.loss,
                                   generator=generators, prediction=config.prediction)
         return diffusion_loss(self.network, source, target, mask, loss_type=config.loss, generator=generators,
-                              prediction=config.prediction)
+                              prediction=config.prediction, residual=config.residual)
 
     def forward_backward(self, batches) -> None:
         """One optimizer step's gradients over the micro-batches; DDP syncs them on the last one."""

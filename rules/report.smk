@@ -110,6 +110,7 @@ rule html_report:
         title=config["report"]["title"],
         dataset=canonical(DATASET),
         experiments=canonical(EXPERIMENTS),
+        train_configs={name: train_config(name) for name in EXPERIMENTS},
         runs=[list(run) for run in evaluation_runs()],
         samplers={name: sampler_settings(name) for name in SAMPLERS},
         sweep=canonical(SAMPLING.get("sweep")),

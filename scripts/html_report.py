@@ -32,4 +32,5 @@ build_report(
     study_paths=list(snakemake.input.study),
     ground_truth_paths=list(snakemake.input.ground_truth),
     plan_config=dict(snakemake.params.plan_config),
+    train_configs=dict(snakemake.params.train_configs),
 )

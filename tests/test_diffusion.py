@@ -339,3 +339,60 @@ def test_prediction_v_needs_the_diffusion_objective_and_leaves_eps_digests_alone
     eps = {"task": "jpeg", "preset": "tiny"}
     assert work_key(eps) == work_key(eps | {"prediction": "eps"})  # digests of runs made before the key
     assert work_key(eps) != work_key(eps | {"prediction": "v"})
+
+
+# ----------------------------------------------------------------------------- residual diffusion
+def test_the_residual_loss_is_zero_for_the_network_that_knows_target_minus_source():
+    target = torch.rand(4, 3, 8, 8) * 2 - 1
+    source = torch.rand(4, 3, 8, 8) * 2 - 1
+    residual = oracle(target - source, "eps")
+    assert D.diffusion_loss(residual, source, target, generator=torch.Generator().manual_seed(1), residual=True).item() < 1e-8
+    assert D.diffusion_loss(residual, source, target, generator=torch.Generator().manual_seed(1)).item() > 0.1
+    with pytest.raises(ValueError, match="residual diffusion needs a task without a mask"):
+        D.diffusion_loss(residual, source, target, torch.ones(4, 1, 8, 8), residual=True)
+
+
+@pytest.mark.parametrize("case", ["paper_posterior_clipped", "ancestral_50", "dpm_solver_pp_10"])
+def test_residual_sampling_adds_the_source_back_and_clips_in_image_space(case):
+    """Target 0.9 on a source of -0.9: the residual 1.8 lies outside [-1, 1], so clipping the
+    residual instead of the image would give 0.1."""
+    source = torch.full((2, 3, 8, 8), -0.9)
+    target = torch.full((2, 3, 8, 8), 0.9)
+    target[:, :, :4] = -0.5
+    out = D.sample(Oracle(target - source), source, None, SAMPLER_CASES[case], torch.Generator().manual_seed(0),
+                   progress=False, residual=True)
+    torch.testing.assert_close(out, target, atol=2e-3, rtol=0)
+
+
+def test_residual_needs_a_task_without_a_mask_and_leaves_old_digests_alone():
+    from palette.config import ConfigError, load_config, work_key
+
+    for bad in ({"task": "inpainting"}, {"task": "multitask"}, {"task": "jpeg", "objective": "regression"}):
+        with pytest.raises(ConfigError, match="'residual' is true"):
+            load_config({"preset": "tiny", "residual": True, **bad})
+    for task in ("colorization", "jpeg", "super_resolution", "paired"):
+        assert load_config({"task": task, "preset": "tiny", "residual": True}).residual
+    plain = {"task": "jpeg", "preset": "tiny"}
+    assert work_key(plain) == work_key(plain | {"residual": False})
+    assert work_key(plain) != work_key(plain | {"residual": True})
+
+
+# ----------------------------------------------------------------------------- noise scale (S_noise)
+def test_noise_scale_scales_the_fresh_noise_of_stochastic_steps_only():
+    source = _source()
+    run = lambda **kw: D.sample(FixedTinyNet(), source, None, D.SamplerConfig(**kw),  # noqa: E731
+                                torch.Generator().manual_seed(3), progress=False)
+    assert torch.equal(run(name="ancestral", steps=20), run(name="ancestral", steps=20, noise_scale=1.0))
+    assert not torch.allclose(run(name="ancestral", steps=20), run(name="ancestral", steps=20, noise_scale=0.5))
+    assert torch.equal(run(name="ddim", steps=20), run(name="ddim", steps=20, noise_scale=0.5))  # eta 0: no noise
+    with pytest.raises(ValueError, match="noise_scale must be in"):
+        D.SamplerConfig(noise_scale=-0.1)
+
+
+def test_a_lower_noise_scale_gives_the_gaussian_optimal_sampler_a_smaller_spread():
+    """Data N(0, 0.5^2), the exact denoiser: scale 1 draws the data's spread, 0.5 a smaller one."""
+    spread = {scale: D.sample(GaussianOptimal(0.5), torch.zeros(16, 3, 16, 16), None,
+                              D.SamplerConfig(name="ancestral", steps=250, variance="posterior", noise_scale=scale),
+                              torch.Generator().manual_seed(0), progress=False).std().item() for scale in (1.0, 0.5)}
+    assert spread[1.0] == pytest.approx(0.5, rel=0.05)
+    assert spread[0.5] < 0.8 * spread[1.0]

@@ -68,3 +68,34 @@ def test_cli_sampler_defaults_are_the_fast_preset():
     assert sampler_from_arguments(parser.parse_args(["--sampler", "paper"])) == SamplerConfig()
     inference_range = sampler_from_arguments(parser.parse_args(["--noise-range", "inference", "--no-clip-x0"]))
     assert (inference_range.beta_end, inference_range.clip_x0) == (0.09, False)
+
+
+def test_restore_adds_the_source_back_for_a_residual_model():
+    """A v network that knows its clean target is 0 (v = sqrt(gamma / (1 - gamma)) y): for a
+    residual model that is the source itself, for a plain one mid-grey. `restore` reads what the
+    network denoises from the attributes build_model sets."""
+    import torch
+
+    from palette.config import load_config
+    from palette.diffusion import SamplerConfig
+    from palette.inference import restore
+    from palette.models import build_model
+
+    class CleanIsZero(torch.nn.Module):
+        num_levels = 1
+
+        def __init__(self, residual):
+            super().__init__()
+            built = build_model(load_config({"task": "jpeg", "preset": "tiny", "prediction": "v", "residual": residual}))
+            self.prediction, self.residual = built.prediction, built.residual
+
+        def forward(self, x, gamma):
+            g = gamma.view(-1, 1, 1, 1)
+            return (g / (1 - g)).sqrt() * x[:, -3:]
+
+    source = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    sampler = SamplerConfig.from_dict({"preset": "fast", "name": "ancestral", "steps": 20})
+    outputs = {residual: restore(CleanIsZero(residual), "diffusion", source, None, sampler,
+                                 [torch.Generator().manual_seed(1) for _ in range(2)]) for residual in (False, True)}
+    torch.testing.assert_close(outputs[True], source, atol=1e-3, rtol=0)
+    assert outputs[False].abs().max() < 1e-3

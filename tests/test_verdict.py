@@ -245,3 +245,31 @@ def test_the_noise_check_reads_each_ratio_against_the_limit():
     rows = noise_check(runs, metrics)
     assert [(r["experiment"], r["status"]) for r in rows] == [("a", "clean"), ("b", "noisy"), ("c", "blurred")]
     assert rows[0]["images"] == 24.0 and rows[2]["samples"] == 1.0 and "residual noise" in rows[1]["verdict"]
+
+
+def test_the_report_names_every_departure_from_the_paper_and_none_for_the_paper_settings():
+    from palette.report import departures_from_paper
+
+    trains = {"paper_like": {"objective": "diffusion", "prediction": "eps", "residual": False},
+              "older_config": {"objective": "diffusion"},  # keys left at their defaults
+              "jpeg": {"objective": "diffusion", "prediction": "v", "residual": True},
+              "baseline": {"objective": "regression", "prediction": "eps"}}
+    samplers = {"paper_1000": {"name": "paper", "steps": 1000}, "preset_paper": {"preset": "paper"},
+                "regression": {"name": "regression", "steps": 1},
+                "fast": {"preset": "fast", "name": "ancestral", "steps": 100, "noise_scale": 0.8},
+                "ddim": {"name": "ddim", "steps": 50}}
+    rows = {(r["kind"], r["name"]): r["changes"] for r in departures_from_paper(trains, samplers)}
+    assert set(rows) == {("experiment", "jpeg"), ("sampler", "fast"), ("sampler", "ddim")}
+    assert any("predicts v" in c for c in rows["experiment", "jpeg"])
+    assert any("residual: true" in c for c in rows["experiment", "jpeg"])
+    fast = " | ".join(rows["sampler", "fast"])
+    for words in ("100 steps", "posterior variance", "clipped", "training schedule", "scaled by 0.8"):
+        assert words in fast
+    assert rows["sampler", "ddim"] == ["DDIM (eta 0.0) sampling in 50 steps instead of Algorithm 2's 1000"]
+
+
+def test_the_paper_sampler_settings_match_the_samplers_defaults():
+    from palette.diffusion import SamplerConfig
+    from palette.sampler_presets import PAPER_SAMPLER
+
+    assert SamplerConfig().to_dict() == PAPER_SAMPLER
