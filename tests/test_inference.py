@@ -68,6 +68,9 @@ def test_cli_sampler_defaults_are_the_fast_preset():
     assert sampler_from_arguments(parser.parse_args(["--sampler", "paper"])) == SamplerConfig()
     inference_range = sampler_from_arguments(parser.parse_args(["--noise-range", "inference", "--no-clip-x0"]))
     assert (inference_range.beta_end, inference_range.clip_x0) == (0.09, False)
+    for sampler in ("ancestral", "paper"):
+        scaled = sampler_from_arguments(parser.parse_args(["--sampler", sampler, "--noise-scale", "0.8"]))
+        assert (scaled.name, scaled.noise_scale) == (sampler, 0.8)
 
 
 def test_restore_adds_the_source_back_for_a_residual_model():
