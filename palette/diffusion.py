@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from palette.sampler_presets import resolve_sampler
+from palette.sampler_presets import ANCESTRAL_SAMPLERS, resolve_sampler
 
 NoiseModel = Callable[[Tensor, Tensor], Tensor]
 Generators = torch.Generator | Sequence[torch.Generator] | None
@@ -412,7 +412,7 @@ def _sampler_step(config: SamplerConfig, y: Tensor, eps: Tensor, x0: Tensor, x0_
                   gammas: Sequence[float], i: int, generator: Generators) -> tuple[Tensor, Tensor | None]:
     """One update of the chosen sampler from gammas[i] to gammas[i + 1]; returns (y, x0 for the next step)."""
     gamma_t, gamma_prev = gammas[i], gammas[i + 1]
-    if config.name in ("paper", "ancestral"):
+    if config.name in ANCESTRAL_SAMPLERS:
         z = config.noise_scale * randn(y.shape, generator, y.device) if gamma_prev < 1.0 else torch.zeros_like(y)
         return ancestral_step(y, eps, gamma_t, gamma_prev, config.variance, z), x0_previous
     if config.name == "ddim":

@@ -164,7 +164,7 @@ def departures_from_paper(train_configs: dict, samplers: dict) -> list[dict]:
     """Where this run's methods depart from the paper, each named by the option that turns it on:
     one row per diffusion experiment or sampler that departs (scale, such as a smaller U-Net or
     fewer training steps, is not listed; the experiments' settings show it)."""
-    from palette.sampler_presets import SAMPLER_PRESETS, sampler_departures
+    from palette.sampler_presets import sampler_departures
 
     rows = []
     for name, train in train_configs.items():
@@ -175,7 +175,7 @@ def departures_from_paper(train_configs: dict, samplers: dict) -> list[dict]:
         if changes:
             rows.append({"kind": "experiment", "name": name, "changes": changes})
     for name, settings in samplers.items():
-        if settings.get("name", SAMPLER_PRESETS["paper"]["name"]) == "regression":
+        if settings.get("name") == "regression":
             continue  # the regression baselines' single forward pass
         changes = sampler_departures(settings)
         if changes:

@@ -25,6 +25,10 @@ TRAINING_NOISE_RANGE = {"beta_start": 1e-6, "beta_end": 0.01, "schedule_steps": 
 PAPER_SAMPLER = {"name": "paper", "steps": 1000, "eta": 0.0, "variance": "paper", "clip_x0": False,
                  "spacing": "log_snr", "noise_scale": 1.0, "beta_start": 1e-4, "beta_end": 0.09, "schedule_steps": 1000}
 
+# The samplers that take Algorithm 2's ancestral step (their `variance` applies, and they add fresh
+# noise at every step but the last; DDIM adds it only with eta > 0, DPM-Solver++ never).
+ANCESTRAL_SAMPLERS = ("paper", "ancestral")
+
 SAMPLER_PRESETS: dict[str, dict] = {
     "paper": {"name": "paper", "steps": 1000},
     "fast": {"name": "dpm_solver_pp", "steps": 50, "clip_x0": True, "variance": "posterior", **TRAINING_NOISE_RANGE},
@@ -48,7 +52,7 @@ def sampler_departures(values: dict) -> list[str]:
         kind = {"ancestral": "respaced ancestral", "ddim": f"DDIM (eta {settings['eta']})",
                 "dpm_solver_pp": "DPM-Solver++(2M)"}[settings["name"]]
         changes.append(f"{kind} sampling in {settings['steps']} steps instead of Algorithm 2's 1000")
-    if settings["variance"] != "paper" and settings["name"] in ("paper", "ancestral"):
+    if settings["variance"] != "paper" and settings["name"] in ANCESTRAL_SAMPLERS:
         changes.append("DDPM's posterior variance instead of 1 - alpha_t")
     if settings["clip_x0"]:
         changes.append("clean-image estimate clipped to [-1, 1]")
@@ -57,6 +61,6 @@ def sampler_departures(values: dict) -> list[str]:
         which = "the training schedule's" if noise_range == TRAINING_NOISE_RANGE else "another schedule's"
         changes.append(f"noise levels from {which} range (beta {settings['beta_start']:g}..{settings['beta_end']:g}, "
                        f"{settings['schedule_steps']} steps)")
-    if settings["noise_scale"] != 1.0 and (settings["name"] in ("paper", "ancestral") or settings["eta"] > 0):
+    if settings["noise_scale"] != 1.0 and (settings["name"] in ANCESTRAL_SAMPLERS or settings["eta"] > 0):
         changes.append(f"fresh noise scaled by {settings['noise_scale']:g} (noise_scale)")
     return changes
