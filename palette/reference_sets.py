@@ -5,12 +5,15 @@
 - FID reference sets: the full validation set (ImageNet 50,000, Places2 36,500); CelebA-HQ's
   held-out images; the demo's validation crops (never its test crops, the evaluation targets).
 - CA labels: the ILSVRC2012 validation ground truth, mapped to torchvision's class order.
+- The ImageNet validation images in either common layout: flat (val/ILSVRC2012_val_*.JPEG) or
+  one folder per class (val/<wnid>/ILSVRC2012_val_*.JPEG).
 
 Torch-free: the Snakefile reads these while building the DAG.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from pathlib import Path
@@ -18,8 +21,11 @@ from pathlib import Path
 # The paper's evaluation-set sizes per subset (docs/paper.md). FID is biased upward at small n,
 # so an FID over fewer images than these is not comparable with the paper's number.
 PAPER_EVALUATION_COUNTS = {"ctest10k": 10000, "places10k": 10950, "fid5k": 5000}
-FID5K_COUNT = 5000
-_IMAGENET_VAL_NAME = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
+IMAGENET_VAL_NAME = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
+WNID = re.compile(r"^n\d{8}$")
+# Entries looked at to tell a validation folder's layout: enough to pass a few stray files, few
+# enough that a dry run never walks 50,000 names.
+_LAYOUT_PEEK = 1000
 
 
 def reference_name(dataset_kind: str) -> str:
@@ -42,19 +48,55 @@ def paper_evaluation_count(dataset_kind: str, subset: str) -> int | None:
     return PAPER_EVALUATION_COUNTS.get(evaluation_subset_name(dataset_kind, subset))
 
 
-def imagenet_validation_names(val_dir: str | os.PathLike) -> list[str]:
-    """ILSVRC2012 validation file names in `val_dir`, sorted by name (= by image number)."""
-    return sorted(p.name for p in Path(val_dir).iterdir() if _IMAGENET_VAL_NAME.match(p.name))
+def imagenet_validation_layout(val_dir: str | os.PathLike) -> str | None:
+    """How `val_dir` holds the ILSVRC2012 validation images: "flat" (val/ILSVRC2012_val_*.JPEG),
+    "wnid" (val/<wnid>/ILSVRC2012_val_*.JPEG, one folder per class) or None (none found).
+    Looks at the first entries only, so it is cheap enough for a dry run."""
+    val_dir = Path(val_dir)
+    if not val_dir.is_dir():
+        return None
+    with os.scandir(val_dir) as entries:
+        for entry in itertools.islice(entries, _LAYOUT_PEEK):
+            if IMAGENET_VAL_NAME.match(entry.name) and entry.is_file():
+                return "flat"
+            if WNID.match(entry.name) and entry.is_dir():
+                with os.scandir(entry.path) as inner:
+                    if any(IMAGENET_VAL_NAME.match(item.name) for item in itertools.islice(inner, _LAYOUT_PEEK)):
+                        return "wnid"
+    return None
 
 
-def fid5k_names(val_dir: str | os.PathLike, count: int = FID5K_COUNT) -> list[str]:
-    """FID-5K: the first `count` ImageNet validation images by file name, i.e.
-    ILSVRC2012_val_00000001 .. ILSVRC2012_val_00005000 (zero-padded numbers sort like numbers).
-    Deterministic: depends only on the names present, never on listing order or a seed."""
-    names = imagenet_validation_names(val_dir)
-    if len(names) < count:
-        raise ValueError(f"{val_dir}: FID-5K needs {count} ILSVRC2012 validation images, found {len(names)}")
-    return names[:count]
+def imagenet_validation_files(val_dir: str | os.PathLike) -> dict[str, Path]:
+    """ILSVRC2012 validation images under `val_dir` as {file name: path}, sorted by name (= by
+    image number), in either layout: flat or one <wnid>/ folder per class. ValueError naming both
+    paths when one image name is found twice."""
+    val_dir = Path(val_dir)
+    found: dict[str, Path] = {}
+    with os.scandir(val_dir) as entries:
+        for entry in entries:
+            if WNID.match(entry.name) and entry.is_dir():
+                with os.scandir(entry.path) as inner:
+                    paths = [Path(item.path) for item in inner if IMAGENET_VAL_NAME.match(item.name)]
+            elif IMAGENET_VAL_NAME.match(entry.name):
+                paths = [Path(entry.path)]
+            else:
+                continue
+            for path in paths:
+                if path.name in found:
+                    raise ValueError(f"{path} and {found[path.name]}: one ILSVRC2012 validation image in two places")
+                found[path.name] = path
+    return dict(sorted(found.items()))
+
+
+def fid5k_files(val_dir: str | os.PathLike, count: int) -> list[Path]:
+    """FID-5K: the first `count` ImageNet validation images by file name (the paper's 5000:
+    ILSVRC2012_val_00000001 .. 00005000; zero-padded numbers sort like numbers), in either
+    layout. Deterministic: depends only on the names present, never on listing order or a seed."""
+    files = imagenet_validation_files(val_dir)
+    if len(files) < count:
+        raise ValueError(f"{val_dir}: FID-5K needs {count} ILSVRC2012 validation images, found {len(files)} "
+                         "(dataset.expected.fid5k)")
+    return list(files.values())[:count]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,19 +115,36 @@ Place one of these files at {path} (or name yours in evaluation.imagenet_labels)
     or
   - val_labels.csv: a CSV `name,label` with torchvision class indices (0..999).
 All three come from the ILSVRC2012 devkit (https://image-net.org/download.php, after accepting
-its terms). Or remove `ca` from evaluation.metrics.
+its terms). Or lay the validation images out as val/<wnid>/ILSVRC2012_val_*.JPEG (the folder
+names are then the labels), or remove `ca` from evaluation.metrics.
 """
 
-_WNID = re.compile(r"^n\d{8}$")
+
+def _class_indices(source: str, wnids: dict[str, str], expected: int, classes: int) -> dict[str, int]:
+    """{image stem: wnid} -> {image stem: torchvision class index}, checked against the expected
+    image and class counts; `source` names the file or folder at fault."""
+    bad = sorted(w for w in set(wnids.values()) if not WNID.match(w))
+    if bad:
+        raise ValueError(f"{source}: {len(bad)} labels are not ImageNet wnids (nXXXXXXXX), e.g. {bad[:3]}")
+    ordered = sorted(set(wnids.values()))
+    if len(ordered) != classes:
+        raise ValueError(f"{source}: {len(ordered)} distinct wnids, expected the {classes} ILSVRC2012 classes "
+                         "(the full validation label list; dataset.expected.imagenet_classes)")
+    if expected and len(wnids) != expected:
+        raise ValueError(f"{source}: labels for {len(wnids)} images, expected {expected}")
+    index = {wnid: position for position, wnid in enumerate(ordered)}
+    return {name: index[wnid] for name, wnid in wnids.items()}
 
 
-def read_imagenet_validation_labels(path: str | os.PathLike, expected: int = 50000) -> dict[str, int]:
+def read_imagenet_validation_labels(path: str | os.PathLike, expected: int = 50000,
+                                    classes: int = 1000) -> dict[str, int]:
     """ImageNet validation labels as {image stem: torchvision class index}.
 
-    torchvision's class order is the sorted order of the 1000 wnids, so wnid labels map onto it
-    by sorting the wnids the file holds (a full validation label list holds all 1000). Accepted:
-    one wnid per line (line i = ILSVRC2012_val_{i:08d}), LOC_val_solution.csv, or a `name,label`
-    CSV of class indices. Raises ValueError naming the file on anything else.
+    torchvision's class order is the sorted order of the wnids, so wnid labels map onto it by
+    sorting the wnids the file holds (a full validation label list holds all `classes`).
+    Accepted: one wnid per line (line i = ILSVRC2012_val_{i:08d}), LOC_val_solution.csv, or a
+    `name,label` CSV of class indices. Raises ValueError naming the file on anything else;
+    `expected` 0 skips the image count.
     """
     path = Path(path)
     if not path.is_file():
@@ -105,20 +164,33 @@ def read_imagenet_validation_labels(path: str | os.PathLike, expected: int = 500
 
         with open(path, newline="") as handle:
             labels = {Path(row["name"]).stem: int(row["label"]) for row in csv.DictReader(handle)}
-        bad = [name for name, label in labels.items() if not 0 <= label < 1000]
+        bad = [name for name, label in labels.items() if not 0 <= label < classes]
         if bad:
-            raise ValueError(f"{path}: class indices outside 0..999 for {', '.join(bad[:5])}")
+            raise ValueError(f"{path}: class indices outside 0..{classes - 1} for {', '.join(bad[:5])}")
         return labels
     else:
         wnids = {f"ILSVRC2012_val_{index:08d}": line.split()[-1] for index, line in enumerate(lines, start=1)}
-    bad = sorted(w for w in set(wnids.values()) if not _WNID.match(w))
-    if bad:
-        raise ValueError(f"{path}: {len(bad)} labels are not ImageNet wnids (nXXXXXXXX), e.g. {bad[:3]}")
-    classes = sorted(set(wnids.values()))
-    if len(classes) != 1000:
-        raise ValueError(f"{path}: {len(classes)} distinct wnids, expected the 1000 ILSVRC2012 classes "
-                         "(the full validation label list)")
-    if expected and len(wnids) != expected:
-        raise ValueError(f"{path}: labels for {len(wnids)} images, expected {expected}")
-    index = {wnid: position for position, wnid in enumerate(classes)}
-    return {name: index[wnid] for name, wnid in wnids.items()}
+    return _class_indices(str(path), wnids, expected, classes)
+
+
+def imagenet_folder_labels(val_dir: str | os.PathLike, expected: int = 50000, classes: int = 1000) -> dict[str, int]:
+    """Labels of a val/<wnid>/ILSVRC2012_val_*.JPEG layout: each image's folder is its class."""
+    wnids = {Path(name).stem: path.parent.name for name, path in imagenet_validation_files(val_dir).items()
+             if path.parent != Path(val_dir)}
+    if not wnids:
+        raise ValueError(f"{val_dir}: no <wnid>/ILSVRC2012_val_*.JPEG folders to read the labels from")
+    return _class_indices(f"{val_dir}/<wnid>/", wnids, expected, classes)
+
+
+def imagenet_validation_labels(location: str | os.PathLike, val_dir: str | os.PathLike, expected: int,
+                               classes: int) -> tuple[dict[str, int], str]:
+    """The labels CA uses and where they came from. `location` is a label file, or a folder where
+    the first of IMAGENET_LABEL_FILES placed there is read; with none placed, a val/<wnid>/ layout
+    gives the labels. FileNotFoundError with instructions when there are none."""
+    location = Path(location)
+    if location.is_dir():
+        placed = next((location / name for name in IMAGENET_LABEL_FILES if (location / name).is_file()), None)
+        if placed is None and imagenet_validation_layout(val_dir) == "wnid":
+            return imagenet_folder_labels(val_dir, expected, classes), f"{val_dir}/<wnid>/ folders"
+        location = placed or location / IMAGENET_LABEL_FILES[0]
+    return read_imagenet_validation_labels(location, expected, classes), str(location)

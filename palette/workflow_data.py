@@ -6,20 +6,26 @@ The workflow's data rules call these functions. Three data sets, three situation
   digests: `download` fetches them atomically and checks the digest, `safe_extract` unpacks them.
   The evaluation set `places10k` (docs/paper.md: 10,950 validation images, 30 per class) is not
   published as a list; `places10k_names` rebuilds it deterministically as the first 30
-  validation images of each class in the official validation list.
+  (dataset.expected.places10k_per_class) validation images of each class in the official list.
+  dataset.places2_archives can point the download elsewhere (the stand-ins of palette.standins).
 - **ImageNet** (ILSVRC2012) and **CelebA-HQ** may not be downloaded by a script: their licences
   require the user to fetch them. `check_imagenet_layout` / `check_celebahq_layout` look at
   what the user placed and raise `DataLayoutError` with step-by-step instructions when it is
   missing or incomplete. The ctest10k list (Larsson et al. 2016) is public and downloaded.
 
-Nothing here imports torch: the functions run in light jobs.
+`missing_data` tells, cheaply (a few folder entries, never a walk of the data set), which data a
+configuration needs that is not there: the workflow prints it before the plan. The counts each
+check expects (dataset.expected: the paper's sizes unless a miniature shrinks them) come in as
+arguments.
+
+Nothing here imports torch: the functions run in light jobs and while the DAG is built.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
-import re
 import shutil
 import stat
 import tarfile
@@ -28,6 +34,13 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import IO, Callable, NamedTuple
+
+from palette.reference_sets import (
+    IMAGENET_LABEL_FILES,
+    IMAGENET_VAL_NAME,
+    imagenet_validation_files,
+    imagenet_validation_layout,
+)
 
 
 # Places365 archives and their md5 digests as published by the Places authors
@@ -40,7 +53,7 @@ PLACES365_ARCHIVES = {
 }
 # ILSVRC2012 validation archive, for a user who places the archive instead of the folder.
 IMAGENET_VAL_ARCHIVE = ("ILSVRC2012_img_val.tar", "29b22e2961454d5413ddabcf34fc5622")
-IMAGENET_VAL_NAME = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
+IMAGENET_DOWNLOAD_PAGE = "https://image-net.org/download.php"
 
 
 class DataLayoutError(RuntimeError):
@@ -185,12 +198,22 @@ def _extract_members(members: list[_Member], root: Path, archive: Path) -> list[
 # ---------------------------------------------------------------------------------------------
 
 
-def places10k_names(val_list: str | Path, per_class: int = 30) -> list[str]:
+def places2_archive_source(settings: dict, archive: str) -> tuple[str, str]:
+    """(url, md5) of one Places365 archive under dataset.places2_archives: the official address
+    and published digest unless `url` (a folder URL, file:// included) or `md5[archive]` say
+    otherwise, as for the stand-in archives of palette.standins."""
+    base = settings.get("url") or PLACES365_URL
+    base = base if base.endswith("/") else base + "/"
+    return base + archive, (settings.get("md5") or {}).get(archive, PLACES365_ARCHIVES[archive])
+
+
+def places10k_names(val_list: str | Path, per_class: int, classes: int | None = None) -> list[str]:
     """The places10k evaluation subset: the first `per_class` validation images of every class.
 
     `val_list` is `places365_val.txt` ("Places365_val_00000001.jpg 165" per line). The paper's
     exact list is not published; this rebuild has the paper's size (365 x 30 = 10,950) and is
-    the same on every machine.
+    the same on every machine. With `classes`, DataLayoutError unless the list holds exactly
+    that many classes, each with at least `per_class` images (so the set has classes x per_class).
     """
     chosen: dict[int, list[str]] = {}
     for line in Path(val_list).read_text().splitlines():
@@ -200,6 +223,14 @@ def places10k_names(val_list: str | Path, per_class: int = 30) -> list[str]:
         bucket = chosen.setdefault(int(label), [])
         if len(bucket) < per_class:
             bucket.append(name)
+    if classes is not None:
+        if len(chosen) != classes:
+            raise DataLayoutError(f"{val_list}: {len(chosen)} classes, expected {classes} "
+                                  "(dataset.expected.places2_classes)")
+        short = sorted(label for label, names in chosen.items() if len(names) < per_class)
+        if short:
+            raise DataLayoutError(f"{val_list}: class {short[0]} has {len(chosen[short[0]])} validation images, "
+                                  f"places10k takes {per_class} per class (dataset.expected.places10k_per_class)")
     return [name for label in sorted(chosen) for name in chosen[label]]
 
 
@@ -219,31 +250,60 @@ def places2_train_paths(train_list: str | Path, image_root: str | Path) -> list[
 
 IMAGENET_INSTRUCTIONS = """\
 ImageNet (ILSVRC2012) cannot be downloaded automatically: its terms of access require each user
-to register and accept them at https://image-net.org/download.php. Then:
+to register and accept them at {page}. Then:
   1. download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar;
   2. unpack the training images as {root}/train/<wnid>/<name>.JPEG (one folder per class,
-     1,281,167 images); the validation images either as {root}/val/ILSVRC2012_val_XXXXXXXX.JPEG
-     (50,000 files, flat) or simply place ILSVRC2012_img_val.tar in {root}/ (md5
-     {val_md5}) and the workflow extracts it safely;
+     {classes} classes); the {val_count} validation images as {root}/val/ILSVRC2012_val_XXXXXXXX.JPEG
+     (flat) or {root}/val/<wnid>/ILSVRC2012_val_XXXXXXXX.JPEG (one folder per class), or simply
+     place ILSVRC2012_img_val.tar in {root}/ (md5 {val_md5}) and the workflow extracts it safely;
   3. run the workflow again.
 """
 
 
-def check_imagenet_layout(root: str | Path, expected_val: int = 50000, min_classes: int = 1000) -> None:
-    """Raise DataLayoutError with instructions unless `root` holds ILSVRC2012 train and val."""
+def imagenet_instructions(root: str | Path, classes: int, val_count: int) -> str:
+    return IMAGENET_INSTRUCTIONS.format(page=IMAGENET_DOWNLOAD_PAGE, root=root, classes=f"{classes:,}",
+                                        val_count=f"{val_count:,}", val_md5=IMAGENET_VAL_ARCHIVE[1])
+
+
+def _class_folders(train: Path) -> int:
+    with os.scandir(train) as entries:
+        return sum(1 for entry in entries if entry.is_dir())
+
+
+def check_imagenet_layout(root: str | Path, min_classes: int, expected_val: int) -> None:
+    """Raise DataLayoutError with instructions unless `root` holds ILSVRC2012 train (at least
+    `min_classes` class folders) and val (at least `expected_val` images, flat or in <wnid>/
+    folders)."""
     root = Path(root)
-    instructions = IMAGENET_INSTRUCTIONS.format(root=root, val_md5=IMAGENET_VAL_ARCHIVE[1])
     problems = []
     train = root / "train"
-    classes = [p for p in train.iterdir() if p.is_dir()] if train.is_dir() else []
-    if len(classes) < min_classes:
-        problems.append(f"{train} has {len(classes)} class folders, expected {min_classes}")
+    classes = _class_folders(train) if train.is_dir() else 0
+    if classes < min_classes:
+        problems.append(f"{train} has {classes} class folders, expected {min_classes}")
     val = root / "val"
-    count = sum(1 for p in val.iterdir() if IMAGENET_VAL_NAME.match(p.name)) if val.is_dir() else 0
+    count = len(imagenet_validation_files(val)) if val.is_dir() else 0
     if count < expected_val:
-        problems.append(f"{val} has {count} ILSVRC2012_val_*.JPEG files, expected {expected_val}")
+        problems.append(f"{val} has {count} ILSVRC2012_val_*.JPEG files (flat or in <wnid>/ folders), "
+                        f"expected {expected_val}")
     if problems:
-        raise DataLayoutError("ImageNet is missing or incomplete:\n  - " + "\n  - ".join(problems) + "\n\n" + instructions)
+        raise DataLayoutError("ImageNet is missing or incomplete:\n  - " + "\n  - ".join(problems) + "\n\n"
+                              + imagenet_instructions(root, min_classes, expected_val))
+
+
+def extract_imagenet_validation(root: str | Path, md5: str = IMAGENET_VAL_ARCHIVE[1]) -> bool:
+    """When `root` holds ILSVRC2012_img_val.tar and no val/ folder: check the archive's md5 and
+    extract it safely into val/ (through a temporary folder, so an interrupted extraction is
+    redone rather than taken for a complete one). True when it extracted."""
+    root = Path(root)
+    archive, val = root / IMAGENET_VAL_ARCHIVE[0], root / "val"
+    if val.is_dir() or not archive.is_file():
+        return False
+    verify_digest(archive, md5, "md5")
+    partial = root / ".val.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    safe_extract(archive, partial)
+    os.replace(partial, val)
+    return True
 
 
 def read_ctest10k(path: str | Path, expected_count: int = 10000) -> list[str]:
@@ -272,13 +332,13 @@ CELEBAHQ_INSTRUCTIONS = """\
 CelebA-HQ cannot be downloaded automatically: CelebA is released for non-commercial research
 under an agreement (https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html) and CelebA-HQ is built
 from it (Karras et al. 2018, https://github.com/tkarras/progressive_growing_of_gans). Then:
-  1. obtain the 30,000 CelebA-HQ images at 256x256 (or build them at 1024 and resize);
+  1. obtain the {count} CelebA-HQ images at 256x256 (or build them at 1024 and resize);
   2. place them as {root}/<name>.png or .jpg (sub-folders are fine);
   3. run the workflow again.
 """
 
 
-def check_celebahq_layout(root: str | Path, expected: int = 30000) -> list[Path]:
+def check_celebahq_layout(root: str | Path, expected: int) -> list[Path]:
     """The CelebA-HQ images under `root`; DataLayoutError with instructions when too few."""
     from palette.imageio import list_images
 
@@ -287,7 +347,7 @@ def check_celebahq_layout(root: str | Path, expected: int = 30000) -> list[Path]
     if len(images) < expected:
         raise DataLayoutError(
             f"CelebA-HQ is missing or incomplete: {root} holds {len(images)} images, expected {expected}.\n\n"
-            + CELEBAHQ_INSTRUCTIONS.format(root=root)
+            + CELEBAHQ_INSTRUCTIONS.format(root=root, count=f"{expected:,}")
         )
     return images
 
@@ -396,3 +456,128 @@ def read_pairs(path: str | Path) -> dict[str, str]:
             target, source = line.split("\t")
             pairs[target] = source
     return pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# What a configuration needs that is not on disk (printed before the plan: rules/data.smk)
+# ---------------------------------------------------------------------------------------------
+
+DATASET_TITLES = {
+    "imagenet": "ImageNet (ILSVRC2012)",
+    "celebahq": "CelebA-HQ",
+    "places2": "Places2 (Places365-Standard)",
+    "folder": "your image folder (dataset.kind folder)",
+    "paired": "your image pairs (dataset.kind paired)",
+    "demo_photos": "the demo photos",
+}
+MASKS_TITLE = "the paper's evaluation masks (evaluation.masks_file)"
+# Entries looked at in a folder before deciding it holds what it should (a dry run must stay fast).
+_PEEK = 1000
+
+
+class MissingData(NamedTuple):
+    """One thing a configuration needs that is not on disk, and how to get it."""
+
+    dataset: str  # the data set, as the header of its block names it
+    what: str
+    where: str
+    how: str
+
+
+def _has_subfolder(folder: Path) -> bool:
+    with os.scandir(folder) as entries:
+        return any(entry.is_dir() for entry in itertools.islice(entries, _PEEK))
+
+
+def _has_image(folder: Path) -> bool:
+    """Whether `folder` holds an image at any depth; stops at the first one."""
+    from palette.imageio import IMAGE_EXTENSIONS
+
+    if not folder.is_dir():
+        return False
+    for _, _, files in os.walk(folder):
+        if any(not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS for name in files):
+            return True
+    return False
+
+
+def _missing_imagenet(root: Path, expected: dict, evaluation: dict) -> list[MissingData]:
+    title, page = DATASET_TITLES["imagenet"], IMAGENET_DOWNLOAD_PAGE
+    found = []
+    train = root / "train"
+    if not (train.is_dir() and _has_subfolder(train)):
+        found.append(MissingData(
+            title, f"the training images: no class folders train/<wnid>/ ({expected['imagenet_classes']:,} expected)",
+            str(train), f"download ILSVRC2012_img_train.tar at {page} (register and accept the terms) and "
+                        "unpack each class's tar into train/<wnid>/"))
+    val, archive = root / "val", root / IMAGENET_VAL_ARCHIVE[0]
+    layout = imagenet_validation_layout(val)
+    if layout is None and not archive.is_file():
+        found.append(MissingData(
+            title, f"the {expected['imagenet_validation']:,} validation images: no ILSVRC2012_val_*.JPEG in val/ "
+                   f"(flat or val/<wnid>/) and no {archive.name}",
+            str(val), f"download {archive.name} at {page} and place it in {root}/ (the workflow checks its md5 "
+                      "and extracts it), or unpack it into val/ (flat or one folder per class)"))
+    if "ca" in evaluation["metrics"]:
+        how = (f"place one of {', '.join(IMAGENET_LABEL_FILES)} there (ILSVRC2012 devkit, {page}), lay the "
+               "validation images out as val/<wnid>/ (the folders are the labels), "
+               "or remove ca from evaluation.metrics")
+        named = evaluation.get("imagenet_labels")
+        if named and not Path(named).exists():
+            found.append(MissingData(title, "the validation labels for CA: evaluation.imagenet_labels names no file",
+                                     os.path.abspath(named), how))
+        elif not named and layout != "wnid" and not any((root / name).is_file() for name in IMAGENET_LABEL_FILES):
+            found.append(MissingData(title, "the validation labels for CA (evaluation.metrics has ca)",
+                                     str(root / IMAGENET_LABEL_FILES[0]), how))
+    return found
+
+
+def missing_data(dataset: dict, evaluation: dict) -> list[MissingData]:
+    """What the validated `dataset` and `evaluation` config sections need that is not on disk.
+
+    Cheap: looks at a few folder entries, never walks a data set (the data rules count). Places2
+    is downloaded by the workflow, so only a dataset.root that is a file counts as missing there.
+    """
+    kind = dataset["kind"]
+    title = DATASET_TITLES[kind]
+    root = Path(os.path.abspath(dataset["root"]))
+    expected = dataset["expected"]
+    found = []
+    if kind == "demo_photos":
+        pass  # installed with the project
+    elif root.exists() and not root.is_dir():
+        found.append(MissingData(title, "dataset.root is a file, not a folder", str(root),
+                                 "set dataset.root to a folder (the data rules read and write under it)"))
+    elif kind == "imagenet":
+        found += _missing_imagenet(root / "imagenet", expected, evaluation)
+    elif kind == "celebahq" and not _has_image(root / "celebahq"):
+        found.append(MissingData(
+            title, f"the {expected['celebahq']:,} images: none under celebahq/", str(root / "celebahq"),
+            "CelebA-HQ is licence-gated: accept the CelebA agreement (https://mmlab.ie.cuhk.edu.hk/projects/"
+            "CelebA.html), build CelebA-HQ (https://github.com/tkarras/progressive_growing_of_gans) at 256x256 "
+            "and place the images there as .png or .jpg (sub-folders are fine)"))
+    elif kind == "folder" and not _has_image(root):
+        found.append(MissingData(title, "no images in dataset.root", str(root),
+                                 "set dataset.root to a folder of your images (any depth; train/ and test/ "
+                                 "sub-folders are used as given)"))
+    elif kind == "paired":
+        for side in ("source", "target"):
+            if not _has_image(root / side):
+                found.append(MissingData(title, f"no images in {side}/", str(root / side),
+                                         "place the pairs as source/NAME and target/NAME (matching names) "
+                                         "under dataset.root"))
+    masks = evaluation.get("masks_file")
+    if masks and not Path(masks).is_file():
+        found.append(MissingData(MASKS_TITLE, "evaluation.masks_file names no file", os.path.abspath(masks),
+                                 "place the npz of the paper's released free-form masks there, or set "
+                                 "evaluation.masks_file to null (seeded masks of the same area buckets)"))
+    return found
+
+
+def missing_data_report(missing: list[MissingData]) -> str:
+    """One block per data set: a header line naming it, then what / where / how per item."""
+    blocks: dict[str, list[str]] = {}
+    for item in missing:
+        blocks.setdefault(item.dataset, [f"Missing data: {item.dataset}"]).extend(
+            [f"  what:  {item.what}", f"  where: {item.where}", f"  how:   {item.how}"])
+    return "\n\n".join("\n".join(lines) for lines in blocks.values())

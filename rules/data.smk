@@ -5,13 +5,28 @@ shuffle. celebahq: the user's CelebA-HQ folder, checked, then split the same way
 Places365-Standard archives downloaded and md5-checked, places10k as the test list. imagenet:
 the user's ILSVRC2012 folders, checked, ctest10k (downloaded) as the test list.
 Raw data sets live under dataset.root, outside the results folder; only lists are results.
+The sizes the rules check (dataset.expected) are the paper's unless a miniature shrinks them.
 """
 
 import re
+import sys
 
-from palette.workflow_data import PLACES365_URL
+from palette.workflow_data import (
+    missing_data,
+    missing_data_report,
+    places2_archive_source,
+)
 
 DATA_ROOT = DATASET["root"].rstrip("/")
+EXPECTED = DATASET["expected"]
+
+# Say now what data is missing, before the plan, not hours in when its listing job runs. A dry
+# run (and --unlock, --lint, ...) only prints; a real run stops in the Snakefile's `onstart`,
+# before anything is submitted. Jobs that re-read the Snakefile (SLURM's remote jobs) skip this:
+# their own checks speak.
+MISSING_DATA = missing_data(DATASET, EVALUATION) if workflow.is_main_process else []
+if MISSING_DATA:
+    print(missing_data_report(MISSING_DATA) + "\n", file=sys.stderr, flush=True)
 
 
 if DATASET["kind"] == "demo_photos":
@@ -48,7 +63,7 @@ if DATASET["kind"] == "celebahq":
             "../envs/workflow.yaml"
         params:
             root=f"{DATA_ROOT}/celebahq",
-            expected=30000,
+            expected=EXPECTED["celebahq"],
         script:
             "../scripts/list_celebahq.py"
 
@@ -78,6 +93,10 @@ if DATASET["kind"] in ("demo_photos", "celebahq"):
 
 if DATASET["kind"] == "places2":
 
+    # downloads run where the network is (the login node on a cluster), never on a compute node
+    localrules:
+        download_places2_archive,
+
     rule download_places2_archive:
         output:
             f"{DATA_ROOT}/places2/archives/{{archive}}",
@@ -93,8 +112,12 @@ if DATASET["kind"] == "places2":
         resources:
             downloads=1,
         params:
-            url=lambda wildcards: PLACES365_URL + wildcards.archive,
-            md5=lambda wildcards: PLACES365_ARCHIVES[wildcards.archive],
+            url=lambda wildcards: places2_archive_source(
+                DATASET["places2_archives"], wildcards.archive
+            )[0],
+            md5=lambda wildcards: places2_archive_source(
+                DATASET["places2_archives"], wildcards.archive
+            )[1],
         script:
             "../scripts/download.py"
 
@@ -128,12 +151,16 @@ if DATASET["kind"] == "places2":
         conda:
             "../envs/workflow.yaml"
         params:
-            per_class=30,
+            per_class=EXPECTED["places10k_per_class"],
+            classes=EXPECTED["places2_classes"],
         script:
             "../scripts/list_places2.py"
 
 
 if DATASET["kind"] == "imagenet":
+
+    localrules:
+        download_ctest10k_list,
 
     rule download_ctest10k_list:
         output:
@@ -168,6 +195,9 @@ if DATASET["kind"] == "imagenet":
         params:
             root=f"{DATA_ROOT}/imagenet",
             expected_count=DATASET["test_list"]["expected_count"],
+            classes=EXPECTED["imagenet_classes"],
+            validation_images=EXPECTED["imagenet_validation"],
+            # the val split: at most this many validation images outside ctest10k (a cap, not a check)
             val_images=1000,
         script:
             "../scripts/list_imagenet.py"

@@ -1,4 +1,4 @@
-"""Snakemake entry point: download one public archive and check its digest."""
+"""Snakemake entry point: download one public archive (http(s):// or file://) and check its md5."""
 
 import sys
 

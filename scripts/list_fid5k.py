@@ -1,5 +1,6 @@
 """Snakemake entry point: FID-5K, the first 5000 ImageNet validation images by file name (the
-evaluation set of the paper's colorization and JPEG tables)."""
+evaluation set of the paper's colorization and JPEG tables; dataset.expected.fid5k images), in
+either validation layout (flat or val/<wnid>/)."""
 
 import sys
 
@@ -9,12 +10,9 @@ from palette.errors import brief_script_errors
 
 brief_script_errors(f"rule {snakemake.rule}")  # bad input: one line in the log, exit 2
 
-from pathlib import Path
-
 from palette.data import write_file_list
-from palette.reference_sets import fid5k_names
+from palette.reference_sets import fid5k_files
 
-val = Path(snakemake.params.imagenet_val)
-names = fid5k_names(val)
-write_file_list(snakemake.output[0], [val / name for name in names])
-print(f"FID-5K: {names[0]} .. {names[-1]} ({len(names)} images)")
+files = fid5k_files(snakemake.params.imagenet_val, snakemake.params.images)
+write_file_list(snakemake.output[0], files)
+print(f"FID-5K: {files[0].name} .. {files[-1].name} ({len(files)} images)")

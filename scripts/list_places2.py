@@ -1,4 +1,5 @@
-"""Snakemake entry point: Places2 file lists (train: Places365-Standard; test: places10k)."""
+"""Snakemake entry point: Places2 file lists (train: Places365-Standard; test: places10k, the first
+dataset.expected.places10k_per_class validation images of each of the places2_classes classes)."""
 
 import sys
 
@@ -18,7 +19,8 @@ from palette.workflow_data import places10k_names, places2_train_paths
 filelist = Path(snakemake.input.filelist)
 val_images = Path(snakemake.input.val_images) / "val_256"
 train_images = Path(snakemake.input.train_images) / "data_256"
-test_names = places10k_names(filelist / "places365_val.txt", per_class=snakemake.params.per_class)
+test_names = places10k_names(filelist / "places365_val.txt", per_class=snakemake.params.per_class,
+                             classes=snakemake.params.classes)
 test_set = set(test_names)
 val_names = [
     line.split()[0] for line in (filelist / "places365_val.txt").read_text().splitlines() if line.strip()

@@ -1,7 +1,8 @@
 """Snakemake entry point: the file list of the FID reference set (rules/reference.smk).
 
-demo_photos / celebahq / folder / paired: the prepared images of the chosen splits; imagenet: every ILSVRC2012 validation
-image (50,000); places2: every Places365 validation image (36,500).
+demo_photos / celebahq / folder / paired: the prepared images of the chosen splits; imagenet: every ILSVRC2012
+validation image (flat or in val/<wnid>/; 50,000); places2: every Places365 validation image (36,500). The expected
+counts come from dataset.expected.
 """
 
 import sys
@@ -12,23 +13,21 @@ from palette.errors import brief_script_errors
 
 brief_script_errors(f"rule {snakemake.rule}")  # bad input: one line in the log, exit 2
 
-from pathlib import Path
-
 from palette.data import read_file_list, write_file_list
 from palette.imageio import list_images
-from palette.reference_sets import imagenet_validation_names
+from palette.reference_sets import imagenet_validation_files
 
 kind = snakemake.params.kind
 if kind in ("demo_photos", "celebahq", "folder", "paired"):
     files = [file for split in snakemake.input.splits for file in read_file_list(split)]
 elif kind == "imagenet":
-    val = Path(snakemake.params.imagenet_val)
-    files = [val / name for name in imagenet_validation_names(val)]
+    files = list(imagenet_validation_files(snakemake.params.imagenet_val).values())
 else:
     files = list_images(snakemake.input.val_images[0], recursive=True)
 expected = snakemake.params.expected
 if expected is not None and len(files) != expected:
-    raise SystemExit(f"the {kind} reference set has {len(files)} images, expected the full validation set of {expected}")
+    raise SystemExit(f"the {kind} reference set has {len(files)} images, expected the full validation set of "
+                     f"{expected} (dataset.expected)")
 if len(files) < 2:
     raise SystemExit(f"the {kind} reference set has {len(files)} images; FID statistics need at least 2")
 write_file_list(snakemake.output[0], files)

@@ -8,24 +8,68 @@ import pytest
 from palette.reference_sets import (
     IMAGENET_LABEL_FILES,
     evaluation_subset_name,
-    fid5k_names,
+    fid5k_files,
+    imagenet_folder_labels,
+    imagenet_validation_files,
+    imagenet_validation_labels,
+    imagenet_validation_layout,
     paper_evaluation_count,
     read_imagenet_validation_labels,
     reference_name,
 )
 
+VAL_NUMBERS = [7, 1, 12, 3, 10, 2, 5, 11, 4, 9, 6, 8]  # created out of order
+WNIDS = ["n01440764", "n01443537", "n01484850"]
 
-def test_fid5k_is_the_first_validation_images_by_name_whatever_the_listing_order(tmp_path):
-    numbers = [7, 1, 12, 3, 10, 2, 5, 11, 4, 9, 6, 8]  # created out of order
-    for number in numbers:
-        (tmp_path / f"ILSVRC2012_val_{number:08d}.JPEG").touch()
-    (tmp_path / "README.txt").touch()  # not a validation image
-    (tmp_path / "ILSVRC2012_val_1.JPEG").touch()  # not the published naming
-    chosen = fid5k_names(tmp_path, count=5)
-    assert chosen == [f"ILSVRC2012_val_{n:08d}.JPEG" for n in (1, 2, 3, 4, 5)]
-    assert fid5k_names(tmp_path, count=5) == chosen  # deterministic
+
+def val_name(number: int) -> str:
+    return f"ILSVRC2012_val_{number:08d}.JPEG"
+
+
+def make_validation(val, layout: str) -> dict[str, str]:
+    """Empty validation files in `layout`; image n belongs to class n % 3. Returns name -> wnid."""
+    classes = {val_name(n): WNIDS[n % 3] for n in VAL_NUMBERS}
+    for name, wnid in classes.items():
+        folder = val / wnid if layout == "wnid" else val
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).touch()
+    (val / "README.txt").touch()  # not a validation image
+    (val / "ILSVRC2012_val_1.JPEG").touch()  # not the published naming
+    return classes
+
+
+@pytest.mark.parametrize("layout", ["flat", "wnid"])
+def test_fid5k_is_the_first_validation_images_by_name_whatever_the_layout_and_order(tmp_path, layout):
+    classes = make_validation(tmp_path, layout)
+    chosen = fid5k_files(tmp_path, 5)
+    assert [path.name for path in chosen] == [val_name(n) for n in (1, 2, 3, 4, 5)]
+    assert all(path.is_file() for path in chosen)  # the actual paths, in either layout
+    if layout == "wnid":
+        assert [path.parent.name for path in chosen] == [classes[path.name] for path in chosen]
+    assert fid5k_files(tmp_path, 5) == chosen  # deterministic
     with pytest.raises(ValueError, match="FID-5K needs 5000"):
-        fid5k_names(tmp_path)
+        fid5k_files(tmp_path, 5000)
+
+
+@pytest.mark.parametrize("layout", ["flat", "wnid"])
+def test_validation_images_are_found_in_either_layout(tmp_path, layout):
+    make_validation(tmp_path, layout)
+    files = imagenet_validation_files(tmp_path)
+    assert list(files) == [val_name(n) for n in sorted(VAL_NUMBERS)]
+    assert all(path.is_file() and path.name == name for name, path in files.items())
+    assert imagenet_validation_layout(tmp_path) == layout
+
+
+def test_layout_is_none_without_validation_images_and_one_image_twice_is_refused(tmp_path):
+    assert imagenet_validation_layout(tmp_path / "absent") is None
+    (tmp_path / "n01440764").mkdir()
+    (tmp_path / "n01440764" / "notes.txt").touch()
+    (tmp_path / "ILSVRC2012_val_1.JPEG").touch()
+    assert imagenet_validation_layout(tmp_path) is None
+    (tmp_path / "n01440764" / val_name(3)).touch()
+    (tmp_path / val_name(3)).touch()
+    with pytest.raises(ValueError, match="in two places"):
+        imagenet_validation_files(tmp_path)
 
 
 def test_paper_counts_and_names_per_subset():
@@ -80,3 +124,40 @@ def test_missing_or_partial_labels_fail_with_instructions(tmp_path):
     broken.write_text("tabby\n")
     with pytest.raises(ValueError, match="not ImageNet wnids"):
         read_imagenet_validation_labels(broken, expected=0)
+
+
+def test_label_counts_follow_the_expected_sizes(tmp_path):
+    wnids = fake_wnids(4)
+    path = tmp_path / IMAGENET_LABEL_FILES[0]
+    path.write_text("\n".join(wnids[i % 4] for i in range(12)) + "\n")
+    labels = read_imagenet_validation_labels(path, expected=12, classes=4)
+    assert [labels[f"ILSVRC2012_val_{i:08d}"] for i in (1, 2, 5)] == [0, 1, 0]
+    with pytest.raises(ValueError, match="4 distinct wnids, expected the 1000"):
+        read_imagenet_validation_labels(path, expected=12)
+    indices = tmp_path / "val_labels.csv"
+    indices.write_text("name,label\nILSVRC2012_val_00000001,3\nILSVRC2012_val_00000002,4\n")
+    with pytest.raises(ValueError, match="outside 0..3 for ILSVRC2012_val_00000002"):
+        read_imagenet_validation_labels(indices, expected=0, classes=4)
+
+
+def test_class_folders_are_the_labels_when_no_file_is_placed(tmp_path):
+    val = tmp_path / "imagenet" / "val"
+    classes = make_validation(val, "wnid")
+    expected = {name.removesuffix(".JPEG"): sorted(WNIDS).index(wnid) for name, wnid in classes.items()}
+    assert imagenet_folder_labels(val, expected=12, classes=3) == expected
+    labels, source = imagenet_validation_labels(tmp_path / "imagenet", val, expected=12, classes=3)
+    assert labels == expected and "<wnid>" in source
+    with pytest.raises(ValueError, match="labels for 12 images, expected 13"):
+        imagenet_validation_labels(tmp_path / "imagenet", val, expected=13, classes=3)
+    # a placed file wins over the folders
+    placed = tmp_path / "imagenet" / IMAGENET_LABEL_FILES[0]
+    placed.write_text("\n".join(WNIDS[(i + 1) % 3] for i in range(1, 13)) + "\n")
+    labels, source = imagenet_validation_labels(tmp_path / "imagenet", val, expected=12, classes=3)
+    assert source == str(placed) and labels["ILSVRC2012_val_00000001"] == 2
+
+
+def test_flat_validation_without_a_label_file_fails_with_instructions(tmp_path):
+    val = tmp_path / "imagenet" / "val"
+    make_validation(val, "flat")
+    with pytest.raises(FileNotFoundError, match="val/<wnid>/"):
+        imagenet_validation_labels(tmp_path / "imagenet", val, expected=12, classes=3)

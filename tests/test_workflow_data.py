@@ -9,18 +9,29 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
+from snakemake.utils import validate
 
 from palette.workflow_data import (
+    IMAGENET_VAL_ARCHIVE,
+    PLACES365_ARCHIVES,
+    PLACES365_URL,
     ChecksumError,
     DataLayoutError,
     UnsafeArchiveError,
     check_celebahq_layout,
     check_imagenet_layout,
     download,
+    extract_imagenet_validation,
+    missing_data,
+    missing_data_report,
     places10k_names,
+    places2_archive_source,
     read_ctest10k,
     safe_extract,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tar_with(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
@@ -104,9 +115,22 @@ def test_places10k_takes_the_first_30_of_each_class(tmp_path):
     lines = [f"Places365_val_{i:08d}.jpg {i % 3}" for i in range(1, 301)]
     val_list = tmp_path / "places365_val.txt"
     val_list.write_text("\n".join(lines) + "\n")
-    names = places10k_names(val_list, per_class=30)
+    names = places10k_names(val_list, per_class=30, classes=3)
     assert len(names) == 90 and len(set(names)) == 90
     assert names[:2] == ["Places365_val_00000003.jpg", "Places365_val_00000006.jpg"]  # class 0 first
+    with pytest.raises(DataLayoutError, match="3 classes, expected 365"):
+        places10k_names(val_list, per_class=30, classes=365)
+    with pytest.raises(DataLayoutError, match="class 0 has 100 validation images, places10k takes 101"):
+        places10k_names(val_list, per_class=101, classes=3)
+
+
+def test_places2_archives_come_from_the_official_site_unless_configured():
+    name = "val_256.tar"
+    assert places2_archive_source({"url": None, "md5": {}}, name) == (PLACES365_URL + name, PLACES365_ARCHIVES[name])
+    url, md5 = places2_archive_source({"url": "file:///data/standin", "md5": {name: "a" * 32}}, name)
+    assert (url, md5) == ("file:///data/standin/val_256.tar", "a" * 32)
+    other = "train_256_places365standard.tar"  # an archive without an override keeps its digest
+    assert places2_archive_source({"url": "file:///x/", "md5": {name: "a" * 32}}, other)[1] == PLACES365_ARCHIVES[other]
 
 
 def test_ctest10k_list_is_checked(tmp_path):
@@ -123,11 +147,121 @@ def test_ctest10k_list_is_checked(tmp_path):
 
 def test_licence_gated_data_fail_with_instructions(tmp_path):
     with pytest.raises(DataLayoutError, match="image-net.org"):
-        check_imagenet_layout(tmp_path / "imagenet")
+        check_imagenet_layout(tmp_path / "imagenet", min_classes=1000, expected_val=50000)
     with pytest.raises(DataLayoutError, match="CelebA"):
-        check_celebahq_layout(tmp_path / "celebahq")
+        check_celebahq_layout(tmp_path / "celebahq", expected=30000)
     folder = tmp_path / "celebahq"
     folder.mkdir()
     for i in range(3):
         (folder / f"{i:05d}.png").write_bytes(b"")
     assert len(check_celebahq_layout(folder, expected=3)) == 3
+
+
+# ----------------------------------------------------------------------------- ImageNet layouts
+WNIDS = ["n01440764", "n01443537"]
+
+
+def make_imagenet(root: Path, layout: str, images: int = 6, label_file: bool = False) -> Path:
+    """A fake ILSVRC2012 tree: two class folders, `images` validation images in `layout` (flat,
+    wnid, or tar: ILSVRC2012_img_val.tar placed in root); image n is of class n % 2."""
+    for wnid in WNIDS:
+        (root / "train" / wnid).mkdir(parents=True)
+        (root / "train" / wnid / f"{wnid}_1.JPEG").write_bytes(b"jpeg")
+    names = [f"ILSVRC2012_val_{n:08d}.JPEG" for n in range(1, images + 1)]
+    if layout == "tar":
+        members = [_file(name, b"jpeg") for name in names]
+        _tar_with(root / IMAGENET_VAL_ARCHIVE[0], members)
+    for number, name in enumerate(names, start=1):
+        if layout != "tar":
+            folder = root / "val" / (WNIDS[number % 2] if layout == "wnid" else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(b"jpeg")
+    if label_file:
+        (root / "imagenet_2012_validation_synset_labels.txt").write_text(
+            "".join(f"{WNIDS[n % 2]}\n" for n in range(1, images + 1)))
+    return root
+
+
+@pytest.mark.parametrize("layout", ["flat", "wnid"])
+def test_imagenet_layout_accepts_flat_and_class_folders(tmp_path, layout):
+    root = make_imagenet(tmp_path / "imagenet", layout)
+    check_imagenet_layout(root, min_classes=2, expected_val=6)
+    with pytest.raises(DataLayoutError, match=r"has 6 ILSVRC2012_val_\*.JPEG files .*expected 7"):
+        check_imagenet_layout(root, min_classes=2, expected_val=7)
+    with pytest.raises(DataLayoutError, match="has 2 class folders, expected 3"):
+        check_imagenet_layout(root, min_classes=3, expected_val=6)
+
+
+def test_a_placed_validation_archive_is_checked_and_extracted(tmp_path):
+    root = make_imagenet(tmp_path / "imagenet", "tar")
+    archive = root / IMAGENET_VAL_ARCHIVE[0]
+    with pytest.raises(ChecksumError):  # not the published archive
+        extract_imagenet_validation(root)
+    assert not (root / "val").exists() and not (root / ".val.partial").exists()
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    assert extract_imagenet_validation(root, md5=md5)
+    check_imagenet_layout(root, min_classes=2, expected_val=6)
+    assert not extract_imagenet_validation(root, md5=md5)  # val/ is there: nothing to do
+
+
+# ----------------------------------------------------------------------------- missing data
+def preset(name: str, root: Path, **evaluation) -> tuple[dict, dict]:
+    """The validated (defaults filled) dataset and evaluation sections of a preset, data in `root`."""
+    config = yaml.safe_load((ROOT / "config" / "presets" / f"{name}.yaml").read_text())
+    config["dataset"]["root"] = str(root)
+    config["evaluation"].update(evaluation)
+    validate(config, str(ROOT / "config" / "schema.yaml"))
+    return config["dataset"], config["evaluation"]
+
+
+def test_missing_imagenet_names_train_val_and_labels(tmp_path):
+    missing = missing_data(*preset("imagenet", tmp_path / "data"))
+    assert [item.dataset for item in missing] == ["ImageNet (ILSVRC2012)"] * 3
+    assert [Path(item.where) for item in missing] == [
+        tmp_path / "data" / "imagenet" / "train", tmp_path / "data" / "imagenet" / "val",
+        tmp_path / "data" / "imagenet" / "imagenet_2012_validation_synset_labels.txt"]
+    assert "1,000" in missing[0].what and "50,000" in missing[1].what and "image-net.org" in missing[0].how
+    # without CA the labels are not needed
+    assert len(missing_data(*preset("imagenet", tmp_path / "data", metrics=["fid", "psnr"]))) == 2
+
+
+@pytest.mark.parametrize("layout, label_file, missing_labels", [
+    ("flat", False, True), ("flat", True, False), ("wnid", False, False), ("tar", False, True), ("tar", True, False)])
+def test_placed_imagenet_is_not_missing(tmp_path, layout, label_file, missing_labels):
+    make_imagenet(tmp_path / "data" / "imagenet", layout, label_file=label_file)
+    missing = missing_data(*preset("imagenet", tmp_path / "data"))
+    assert [("labels for CA" in item.what) for item in missing] == ([True] if missing_labels else [])
+
+
+def test_named_labels_file_and_masks_file_that_are_not_there(tmp_path):
+    make_imagenet(tmp_path / "data" / "imagenet", "wnid")
+    dataset, evaluation = preset("imagenet", tmp_path / "data", imagenet_labels=str(tmp_path / "labels.csv"),
+                                 masks_file=str(tmp_path / "masks.npz"))
+    missing = missing_data(dataset, evaluation)
+    assert [(item.what, Path(item.where)) for item in missing] == [
+        ("the validation labels for CA: evaluation.imagenet_labels names no file", tmp_path / "labels.csv"),
+        ("evaluation.masks_file names no file", tmp_path / "masks.npz")]
+    report = missing_data_report(missing)
+    assert report.splitlines()[0] == "Missing data: ImageNet (ILSVRC2012)"
+    assert "\n\nMissing data: the paper's evaluation masks (evaluation.masks_file)\n  what:  " in report
+    assert report.count("  where: ") == 2 and report.count("  how:   ") == 2
+
+
+def test_missing_celebahq_places2_and_own_data(tmp_path):
+    data = tmp_path / "data"
+    [celebahq] = missing_data(*preset("celebahq", data))
+    assert celebahq.dataset == "CelebA-HQ" and "30,000" in celebahq.what and Path(celebahq.where) == data / "celebahq"
+    (data / "celebahq" / "faces").mkdir(parents=True)
+    (data / "celebahq" / "faces" / "00000.png").write_bytes(b"png")
+    assert missing_data(*preset("celebahq", data)) == []
+    assert missing_data(*preset("places2", tmp_path / "absent")) == []  # the workflow downloads it
+    (tmp_path / "a_file").write_text("")
+    [places2] = missing_data(*preset("places2", tmp_path / "a_file"))
+    assert "is a file, not a folder" in places2.what
+    dataset, evaluation = preset("celebahq", data)
+    folder = dict(dataset, kind="folder", root=str(tmp_path / "mine"))
+    assert [item.what for item in missing_data(folder, evaluation)] == ["no images in dataset.root"]
+    paired = dict(dataset, kind="paired", root=str(data / "celebahq"))
+    (data / "celebahq" / "source").mkdir()
+    (data / "celebahq" / "source" / "a.jpg").write_bytes(b"jpg")
+    assert [item.what for item in missing_data(paired, evaluation)] == ["no images in target/"]

@@ -1,0 +1,121 @@
+"""The workflow tells what data is missing when the DAG is built: a dry run prints one block per
+missing data set before its plan, a real run prints it and stops before any job; with stand-in
+data (palette.standins) there is nothing to tell, and the data and reference listing rules run
+on it through the real scripts (ctest10k and the Places2 archives fetched through file:// URLs)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from palette.data import read_file_list
+from palette.standins import OVERLAY_NAME, build
+
+REPO = Path(__file__).resolve().parents[1]
+HEADERS = {"imagenet": "Missing data: ImageNet (ILSVRC2012)", "celebahq": "Missing data: CelebA-HQ"}
+
+
+def derived_config(tmp_path: Path, preset: str) -> Path:
+    """A paper preset with its results, work and data folders in tmp_path (the data absent)."""
+    config = yaml.safe_load((REPO / "config" / "presets" / f"{preset}.yaml").read_text())
+    config["results_dir"], config["work_dir"] = str(tmp_path / "results"), str(tmp_path / "work")
+    config["dataset"]["root"] = str(tmp_path / "data")
+    path = tmp_path / f"{preset}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(*arguments: str, timeout: float = 300) -> tuple[int, str]:
+    """Exit code and stdout + stderr as one stream, in the order they were written."""
+    # targets and options first: --configfile takes every word after it
+    result = subprocess.run([sys.executable, "-m", "snakemake", *arguments], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    return result.returncode, result.stdout
+
+
+@pytest.mark.parametrize("preset", ["imagenet", "celebahq"])
+def test_dry_run_tells_what_is_missing_before_the_plan(tmp_path, preset):
+    code, output = snakemake("-n", "--configfile", str(derived_config(tmp_path, preset)))
+    assert code == 0, output[-3000:]
+    header = output.find(HEADERS[preset])
+    assert 0 <= header < output.index("Building DAG of jobs") < output.index("Job stats:"), output[:3000]
+    block = output[header:].split("\n\n")[0].splitlines()
+    data = tmp_path / "data" / preset
+    wheres = [line.removeprefix("  where: ") for line in block if line.startswith("  where: ")]
+    assert wheres and all(Path(where).is_relative_to(data) for where in wheres)
+    assert len(wheres) == sum(line.startswith("  what:  ") for line in block) == \
+        sum(line.startswith("  how:   ") for line in block)
+    if preset == "imagenet":  # train, val and, as the preset scores CA, the labels
+        assert wheres == [str(data / "train"), str(data / "val"),
+                          str(data / "imagenet_2012_validation_synset_labels.txt")]
+    assert "rule train:" in output  # the plan itself is complete
+
+
+def test_places2_is_downloaded_so_nothing_is_missing(tmp_path):
+    code, output = snakemake("-n", "--configfile", str(derived_config(tmp_path, "places2")))
+    assert code == 0, output[-3000:]
+    assert "Missing data:" not in output and "download_places2_archive" in output
+
+
+def test_a_real_run_without_the_data_stops_before_any_job(tmp_path):
+    code, output = snakemake("--cores", "1", "--configfile", str(derived_config(tmp_path, "imagenet")))
+    assert code != 0
+    assert HEADERS["imagenet"] in output
+    assert "missing data for ImageNet (ILSVRC2012): see the lines above" in output, output[-3000:]
+    assert "Finished jobid" not in output and "Select jobs to execute" not in output  # onstart stops it first
+    assert not (tmp_path / "results").exists()  # nothing ran, not even the ctest10k download
+
+
+@pytest.mark.parametrize("val_layout", ["flat", "wnid"])
+def test_imagenet_stand_in_plans_silently_and_its_data_rules_run(tmp_path, val_layout):
+    overlay = build("imagenet", tmp_path / "standin", val_layout=val_layout)
+    config = derived_config(tmp_path, "imagenet")
+    code, output = snakemake("-n", "--configfile", str(config), str(overlay))
+    assert code == 0 and "Missing data:" not in output, output[-3000:]
+    results = tmp_path / "results"
+    targets = [results / "data" / "split" / "test.txt", results / "data" / "fid5k.txt",
+               results / "data" / "imagenet_labels.csv", results / "reference" / "imagenet_val50k.txt"]
+    code, output = snakemake(*map(str, targets), "--cores", "2", "--configfile", str(config), str(overlay))
+    assert code == 0, output[-3000:]
+    validation = tmp_path / "standin" / "imagenet" / "val"
+    test = read_file_list(targets[0])
+    assert len(test) == 12 and all(Path(path).is_file() and Path(path).is_relative_to(validation) for path in test)
+    fid5k = read_file_list(targets[1])
+    assert [Path(path).name for path in fid5k] == [f"ILSVRC2012_val_{n:08d}.JPEG" for n in range(1, 9)]
+    assert all(Path(path).is_file() for path in fid5k)
+    labels = targets[2].read_text().splitlines()
+    assert labels[0] == "name,label" and len(labels) == 25 and {line.split(",")[1] for line in labels[1:]} == set("0123")
+    assert len(read_file_list(targets[3])) == 24
+    assert len(read_file_list(results / "data" / "split" / "train.txt")) == 24
+
+
+def test_places2_stand_in_is_downloaded_extracted_and_listed(tmp_path):
+    overlay = build("places2", tmp_path / "standin")
+    config = derived_config(tmp_path, "places2")
+    results = tmp_path / "results"
+    targets = [results / "data" / "split" / "test.txt", results / "reference" / "places2_val36500.txt"]
+    code, output = snakemake(*map(str, targets), "--cores", "2", "--configfile", str(config), str(overlay))
+    assert code == 0, output[-3000:]
+    archives = tmp_path / "standin" / "places2" / "archives"
+    assert sorted(p.name for p in archives.iterdir() if p.suffix == ".tar") == sorted(
+        yaml.safe_load(overlay.read_text())["dataset"]["places2_archives"]["md5"])
+    test = read_file_list(targets[0])
+    assert len(test) == 6 and all(Path(path).is_file() for path in test)
+    assert len(read_file_list(results / "data" / "split" / "train.txt")) == 15
+    assert len(read_file_list(targets[1])) == 12
+
+
+def test_celebahq_stand_in_is_listed(tmp_path):
+    overlay = build("celebahq", tmp_path / "standin")
+    assert overlay.name == OVERLAY_NAME
+    results = tmp_path / "results"
+    target = results / "data" / "split" / "test.txt"
+    config = derived_config(tmp_path, "celebahq")
+    code, output = snakemake(str(target), "--cores", "1", "--configfile", str(config), str(overlay))
+    assert code == 0 and "Missing data:" not in output, output[-3000:]
+    listed = sum(len(read_file_list(results / "data" / "split" / f"{split}.txt")) for split in ("train", "val", "test"))
+    assert listed == 40
