@@ -232,6 +232,18 @@ class CheckpointFolder:
             raise CheckpointError("no usable checkpoint in " + str(self.folder) + ":\n  " + "\n  ".join(refused))
         return None
 
+    def latest_step(self) -> int:
+        """The step of the newest checkpoint that opens (0 for none), read without loading the
+        tensors or checking the digest: a progress reading between attempts, not a resume."""
+        for path in self.candidates():
+            try:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="Detected pickle protocol")
+                    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
+            except Exception:  # damaged, cut off, not a checkpoint: the next candidate
+                continue
+        return 0
+
 
 def _identity(path: Path) -> tuple:
     """Which file `path` is now: a rewrite or damage in place changes its size or mtime."""

@@ -26,7 +26,7 @@ folder.
 Signals: the trainer's stop signals (palette.signals: SIGTERM, SIGINT, SIGUSR1, SIGUSR2) reaching
 the launcher are passed on (as SIGTERM to torchrun and srun, which handle neither SIGUSR), so the
 workers save and exit 75; SLURM's `--signal=TERM@SECONDS` (profiles/slurm) reaches them this way.
-Time limits: `time_budget_seconds` turns the job's remaining time (its real end time under SLURM,
+Time limits: `time_budget_seconds` (palette.attempts) turns the job's remaining time (its real end time under SLURM,
 else its `runtime`) into the trainer's budget.
 """
 
@@ -44,19 +44,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from palette.attempts import safety_margin_seconds, time_budget_seconds  # noqa: F401 (the launcher's API)
 from palette.signals import STOP_SIGNALS
 
 DIED_EXIT_CODE = 1  # a rank ended without an exit status of its own (killed by a signal, crashed)
 RENDEZVOUS_PORT = 29431  # on the first host; PALETTE_RENDEZVOUS_PORT overrides it
-
-
-def safety_margin_seconds(limit_seconds: float) -> float:
-    """Seconds kept free before a time limit for start-up, the last save and leaving the job.
-
-    5 % + 5 minutes on long limits (a day: 77 minutes), but never more than a quarter of the
-    limit, so that a 2-minute limit still trains for 90 seconds instead of not at all.
-    """
-    return min(0.05 * limit_seconds + 300.0, 0.25 * limit_seconds)
 
 
 def slurm_seconds_left(job_id: str | None = None) -> float | None:
@@ -70,18 +62,6 @@ def slurm_seconds_left(job_id: str | None = None) -> float | None:
         return datetime.fromisoformat(end).timestamp() - time.time()
     except (subprocess.SubprocessError, ValueError, OSError):  # "N/A", "Unknown", no squeue answer
         return None
-
-
-def time_budget_seconds(runtime_minutes: float | None, seconds_left: float | None = None) -> float | None:
-    """The trainer's time budget for a job limited to `runtime_minutes` (None: no limit).
-
-    Under SLURM the job's own end time (`seconds_left`) is used, so time spent queued for a
-    start-up or before this process started counts; the margin scales with the limit."""
-    if not isinstance(runtime_minutes, (int, float)) or runtime_minutes <= 0:
-        return None
-    limit = runtime_minutes * 60.0
-    left = limit if seconds_left is None else min(limit, seconds_left)
-    return max(10.0, left - safety_margin_seconds(limit))
 
 
 def first_host(nodelist: str) -> str:
@@ -164,8 +144,9 @@ def summarise_exit(returncode: int, status_dir: Path, world_size: int, stopped_b
 
 
 def launch(train_args: list[str], status_dir: str | Path, gpus_per_node: int = 0, nodes: int = 1,
-           threads: int | None = None, log=None) -> int:
-    """Run training (`palette train TRAIN_ARGS`) in the shape asked for; returns its exit code."""
+           threads: int | None = None, log=None, outcome: dict | None = None) -> int:
+    """Run training (`palette train TRAIN_ARGS`) in the shape asked for; returns its exit code.
+    `outcome`, if given, receives `stopped_by`: the stop signal passed on to the workers, or None."""
     status_dir = Path(status_dir)
     shutil.rmtree(status_dir, ignore_errors=True)
     status_dir.mkdir(parents=True)
@@ -206,6 +187,8 @@ def launch(train_args: list[str], status_dir: str | Path, gpus_per_node: int = 0
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    if outcome is not None:
+        outcome["stopped_by"] = stopped_by
     code, message = summarise_exit(returncode, status_dir, nodes * processes_per_node, stopped_by)
     if message:
         print(f"palette launch: {message}", file=log, flush=True)

@@ -167,9 +167,10 @@ class RunState:
 class Trainer:
     """One training run: everything built and resumed in `__init__`, the loop in `run`."""
 
-    def __init__(self, config: TrainConfig, workdir: Path, final_checkpoint: Path, started: float,
+    def __init__(self, config: TrainConfig, workdir: Path, final_checkpoint: Path | None, started: float,
                  allow_cpu_paper_scale: bool = False):
         self.config, self.workdir, self.final_checkpoint, self.started = config, workdir, final_checkpoint, started
+        self.segment = final_checkpoint is None  # a segment: stop at `steps` with a resumable checkpoint only
         self.rank, self.world_size, self.device = setup_distributed(config.device)
         self.is_main = self.rank == 0
         self.accumulation = micro_batches(config, self.world_size)  # micro-batches per step on each process
@@ -227,7 +228,7 @@ class Trainer:
         if differences:
             raise CheckpointError(f"checkpoint {path} comes from an incompatible config:\n  "
                                   + "\n  ".join(differences) + "\nuse a new work folder, or restore these values")
-        if state["step"] > config.steps:
+        if state["step"] > config.steps and not self.segment:  # a segment already passed is simply done
             raise CheckpointError(f"checkpoint {path} is at step {state['step']}, past this config's "
                                   f"steps={config.steps}; raise steps, or use a new work folder to train afresh")
         self.raw_model.load_state_dict(state["model"])
@@ -404,10 +405,13 @@ class Trainer:
         self.say(f"done: {self.state.step} steps; final EMA checkpoint {self.final_checkpoint}")
 
     # --- the loop
-    def run(self) -> Path:
+    def run(self) -> Path | None:
         config, state = self.config, self.state
         if self.resumed_from is not None:
             self.say(f"resumed from {self.resumed_from} at step {state.step}")
+        if self.segment and state.step >= config.steps:
+            self.say(f"segment to step {config.steps}: the work folder is already at step {state.step}")
+            return None
         self.say(f"{config.objective} {config.task} | preset {config.preset} | {self.device} x{self.world_size} | "
                  f"{'bf16' if self.use_bf16 else 'fp32'}{' channels_last' if self.channels_last else ''}"
                  f"{' compiled' if config.compile else ''} | batch {config.batch_size} = "
@@ -436,9 +440,11 @@ class Trainer:
                     self.save(keep=bool(config.keep_every) and state.step % config.keep_every == 0)
                     state.save_seconds = time.monotonic() - save_started
                     state.log_time += state.save_seconds  # images/s measures training, not saving
-        if self.is_main:
+        if self.is_main and not self.segment:
             self.save_final()
         barrier(self.world_size)
+        if self.segment:
+            self.say(f"segment done: step {state.step}; resumable checkpoint {self.checkpoints.last}")
         return self.final_checkpoint
 
     def close(self) -> None:
@@ -449,8 +455,12 @@ class Trainer:
 
 
 def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_checkpoint: str | Path | None = None,
-          allow_cpu_paper_scale: bool = False) -> Path:
+          allow_cpu_paper_scale: bool = False, segment: bool = False) -> Path | None:
     """Train to `config.steps`, resuming from `workdir`; write the final EMA checkpoint.
+
+    `segment=True` trains one segment of a longer run (the workflow's train_segment jobs): it
+    stops at `config.steps` with a resumable checkpoint, writes no final checkpoint and returns
+    None; a work folder already at or past `steps` is done at once.
 
     A network of PAPER_SCALE_PARAMETERS or more on a CPU is refused (ConfigError) unless
     `allow_cpu_paper_scale` (`palette train --allow-cpu-paper-scale`) says it is meant.
@@ -463,7 +473,10 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
     started = time.monotonic()
     config = load_config(config)
     workdir = Path(workdir)
-    final_checkpoint = Path(final_checkpoint) if final_checkpoint is not None else workdir / "final.pt"
+    if segment:
+        final_checkpoint = None
+    else:
+        final_checkpoint = Path(final_checkpoint) if final_checkpoint is not None else workdir / "final.pt"
     trainer = None
     try:
         trainer = Trainer(config, workdir, final_checkpoint, started, allow_cpu_paper_scale)

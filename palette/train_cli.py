@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", required=True, help="work folder: checkpoints, logs; resumed from if it holds a checkpoint")
     parser.add_argument("--final", default=None, help="where to write the final EMA checkpoint (default WORKDIR/final.pt)")
     parser.add_argument("--steps", type=int, default=None, help="override config 'steps'")
+    parser.add_argument("--segment", action="store_true",
+                        help="train one segment of a longer run: stop at 'steps' with a resumable checkpoint and "
+                             "write no final checkpoint (the workflow's train_segment jobs); a work folder already "
+                             "at or past 'steps' is done at once")
     parser.add_argument("--time-budget", type=float, default=None,
                         help=f"seconds this run may take; it saves and exits with code {RESUME_EXIT_CODE} before then")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -66,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
             except LeaseError as error:
                 print(f"palette train: {error}; try again later", file=sys.stderr)
                 return RESUME_EXIT_CODE
-        train(config, args.workdir, args.final, allow_cpu_paper_scale=args.allow_cpu_paper_scale)
+        if args.segment and args.final:
+            print("palette train: --segment writes no final checkpoint; drop --final", file=sys.stderr)
+            return CONFIG_EXIT_CODE
+        train(config, args.workdir, args.final, allow_cpu_paper_scale=args.allow_cpu_paper_scale,
+              segment=args.segment)
     except (ConfigError, CheckpointError) as error:
         print(f"palette train: {error}", file=sys.stderr)
         return CONFIG_EXIT_CODE

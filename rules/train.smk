@@ -1,20 +1,57 @@
 """Train: one model per experiment (Palette, its ablations, the regression baselines), reused by
 every evaluation that needs it.
 
-The resumable state (periodic checkpoints, logs in progress) lives in a work folder outside the
-declared outputs, named after the experiment and a digest of the trainer settings a checkpoint
-must share to be resumed (palette.config.COMPATIBILITY_KEYS): Snakemake deletes declared outputs
-before each attempt, so a job cut by a time limit or preemption exits with
-palette.train.RESUME_EXIT_CODE, is retried, and resumes from there. Any changed setting reruns
-the job; raising `steps` or changing a speed setting (micro_batch_size, compile, ...) resumes,
-while a changed lr, task or model starts a fresh folder instead of an incompatible resume.
+A model trains in a chain of jobs: `train_segment` jobs of `training.segment_steps` optimizer
+steps each, then `train`, which takes the rest and writes the final EMA checkpoint. Each job is
+short enough for a few attempts at the cluster's time limit, so a run of any length finishes in
+one `snakemake` invocation (docs/architecture.md, "Long jobs"); without segment_steps the whole
+run is the one `train` job.
+
+The resumable state (periodic checkpoints, logs in progress, attempts.tsv) lives in a work
+folder outside the declared outputs, named after the experiment and a digest of the trainer
+settings a checkpoint must share to be resumed (palette.config.COMPATIBILITY_KEYS): Snakemake
+deletes declared outputs before each attempt, so a job cut by a time limit or preemption exits
+with palette.train.RESUME_EXIT_CODE, is retried, and resumes from there; an attempt after one
+that made no progress stops with one line (palette.attempts). Any changed setting reruns the job;
+raising `steps` or changing a speed setting (micro_batch_size, compile, ...) resumes, while a
+changed lr, task or model starts a fresh folder instead of an incompatible resume.
 """
+
+
+rule train_segment:
+    input:
+        # The prepared training images (rules/prepare.smk), checked by the data check.
+        train=f"{RESULTS}/data/prepared/train.txt",
+        # the segment before this one: segments run in order, each resuming where the last stopped
+        previous=previous_segment,
+    output:
+        segment=f"{WORK}/train/{{experiment}}-{{key}}/segments/{{end}}.json",
+    log:
+        f"{RESULTS}/logs/train/{{experiment}}/segment_{{end}}-{{key}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{experiment}}/segment_{{end}}-{{key}}.tsv"
+    wildcard_constraints:
+        key="[0-9a-f]{12}",
+        end="[0-9]+",
+    retries: 3
+    conda:
+        "../envs/palette.yaml"
+    resources:
+        gpu=1,
+        attempt=lambda wildcards, attempt: attempt,  # the attempt log's key (palette.attempts)
+    params:
+        train_config=lambda wildcards: segment_config(
+            wildcards.experiment, int(wildcards.end)
+        ),
+        work_dir=lambda wildcards: train_work_dir(wildcards.experiment),
+    script:
+        "../scripts/train.py"
 
 
 rule train:
     input:
-        # The prepared training images (rules/prepare.smk), checked by the data check.
         train=f"{RESULTS}/data/prepared/train.txt",
+        segment=lambda wildcards: last_segment(wildcards.experiment),
     output:
         checkpoint=f"{RESULTS}/checkpoints/{{experiment}}.pt",
         log_csv=f"{RESULTS}/checkpoints/{{experiment}}.csv",
@@ -27,8 +64,9 @@ rule train:
         "../envs/palette.yaml"
     resources:
         gpu=1,
+        attempt=lambda wildcards, attempt: attempt,  # the attempt log's key (palette.attempts)
     params:
         train_config=lambda wildcards: train_config(wildcards.experiment),
-        work_dir=train_work_dir,
+        work_dir=lambda wildcards: train_work_dir(wildcards.experiment),
     script:
         "../scripts/train.py"
