@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 CORES ?= all
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install run test test-slurm bench bench-gpu clean
+.PHONY: install run test test-slurm rehearse bench bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,16 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The workflow on a real single-node SLURM (root: installs and starts it; tests/test_slurm.py).
-# Where SLURM cannot start, the tests are skipped and say why.
+# Asked for here, a SLURM that cannot start is a failure with its reason, never a skip.
 test-slurm: install
-	bash scripts/slurm/local_cluster.sh || echo "test-slurm: no local SLURM could be started; its tests will be skipped"
-	PALETTE_TEST_SLURM=1 $(BIN)/python -m pytest -v -s --durations=0 tests/test_slurm.py
+	bash scripts/slurm/local_cluster.sh
+	PALETTE_TEST_SLURM=1 $(BIN)/python -m pytest -v -s --durations=0 tests/test_slurm.py tests/test_controller.py
+
+# A paper preset's whole DAG in miniature on the local SLURM (docs/rehearsal.md): PRESET=imagenet|places2|celebahq
+PRESET ?= imagenet
+rehearse: install
+	bash scripts/slurm/local_cluster.sh
+	PYTHON=$(BIN)/python bash scripts/slurm/rehearse.sh $(PRESET)
 
 bench: install
 	$(BIN)/python benchmarks/unet.py

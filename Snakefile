@@ -40,9 +40,34 @@ include: "rules/study.smk"
 include: "rules/report.smk"
 
 
-# Under SLURM, stop before the first submission when the cluster cannot meet a rule's request,
-# naming the rule and the resource key (palette/slurm.py).
+# Rules that run where Snakemake itself runs, never on a compute node: those that open a network
+# connection (compute nodes often have none; tests/test_workflow_network.py finds them by their
+# code and checks they are local rules; the data sets' downloads are listed beside their rules in
+# rules/data.smk), and short bookkeeping that would wait longer in a queue than it runs
+# (gathering shards, tables, figures, the report, the study's pages).
+localrules:
+    stage_weights,
+    gather_samples,
+    experiment_table,
+    plot_training_curves,
+    plot_quality_vs_steps,
+    plot_samples,
+    html_report,
+    build_study,
+    score_study,
+
+
+# A real run stops before its first job when data is missing; under SLURM also when the cluster
+# cannot meet a rule's request, naming the rule and the resource key (palette/slurm.py).
 onstart:
+    if (
+        MISSING_DATA
+    ):  # printed above the plan (rules/data.smk); a real run stops before any job
+        _titles = ", ".join(dict.fromkeys(item.dataset for item in MISSING_DATA))
+        raise ValueError(
+            f"missing data for {_titles}: see the lines above; place it and run again "
+            "(snakemake -n plans without it)"
+        )
     if getattr(workflow.executor_plugin, "name", None) == "slurm":
         from palette.slurm import check_workflow
 

@@ -74,6 +74,18 @@ def restore(
     return output[..., :height, :width].clamp(-1, 1)
 
 
+class SamplingStopped(SystemExit):
+    """A sampling run stopped between batches (time budget or a stop signal) with every finished
+    image written; exits with palette.train.RESUME_EXIT_CODE (75) if not caught."""
+
+    def __init__(self, reason: str, written: int, left: int):
+        super().__init__(75)
+        self.reason, self.written, self.left = reason, written, left
+
+    def __str__(self) -> str:
+        return f"sampling stopped ({self.reason}) after {self.written} images, {self.left} left; run again to resume"
+
+
 def sample_evaluation_set(
     checkpoint: str | Path,
     set_dir: str | Path,
@@ -84,13 +96,23 @@ def sample_evaluation_set(
     batch_size: int = 8,
     device: str = "auto",
     limit: int | None = None,
+    names: list[str] | None = None,
+    time_budget: float | None = None,
 ) -> Path:
-    """Write `out_dir/sample_K/NAME.png` for every `set_dir/source/NAME.png` (architecture.md layout).
+    """Write `out_dir/sample_K/NAME.png` for every `set_dir/source/NAME.png` (architecture.md layout),
+    or for the sources whose stems are in `names` (a shard, palette.shards).
 
-    Files already written are kept and skipped, so a killed run resumes where it stopped.
+    Files already written are kept and skipped, so a killed run resumes where it stopped (each
+    file is written atomically: a kill never leaves half an image). With `time_budget` (seconds)
+    or on a stop signal (palette.signals) it stops between two batches, always after at least
+    one, and raises SamplingStopped.
     """
-    from palette.checkpoint import load_model
+    import time
 
+    from palette.checkpoint import load_model
+    from palette.signals import StopSignals
+
+    started = time.monotonic()
     sampler = sampler if isinstance(sampler, SamplerConfig) else SamplerConfig.from_dict(sampler)
     set_dir, out_dir = Path(set_dir), Path(out_dir)
     if samples_per_input < 1 or batch_size < 1:
@@ -99,6 +121,9 @@ def sample_evaluation_set(
     if not sources:
         raise FileNotFoundError(f"no source images in {set_dir / 'source'}")
     sources = sources[:limit] if limit else sources
+    if names is not None:
+        chosen = set(names)
+        sources = [path for path in sources if path.stem in chosen]
     torch_device = resolve_device(device)
     model, config = load_model(checkpoint, torch_device)
     from palette.degradations import MASKED_TASKS
@@ -108,8 +133,15 @@ def sample_evaluation_set(
                                 f"({config.task}): without masks it would regenerate whole images")
     jobs = [(k, path) for k in range(samples_per_input) for path in sources
             if not (out_dir / f"sample_{k}" / f"{path.stem}.png").exists()]
-    with tqdm(total=len(jobs), desc=f"sampling {set_dir.name}", unit="image") as bar:
+    with tqdm(total=len(jobs), desc=f"sampling {set_dir.name}", unit="image") as bar, StopSignals() as signals:
         for start in range(0, len(jobs), batch_size):
+            if start:  # at least one batch per run: every attempt makes progress
+                elapsed = time.monotonic() - started  # the next batch is expected to take the mean so far
+                reason = signals.received or (
+                    "time budget" if time_budget is not None and elapsed * (1 + batch_size / start) > time_budget
+                    else None)
+                if reason:
+                    raise SamplingStopped(reason, start, len(jobs) - start)
             batch = jobs[start:start + batch_size]
             source = torch.stack([to_tensor(load_image(path)) for _, path in batch]).to(torch_device)
             masks = [load_evaluation_mask(set_dir, path.stem) for _, path in batch]

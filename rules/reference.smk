@@ -7,7 +7,8 @@
   images get the evaluation targets' preprocessing (centre square at dataset.image_size).
 - FID-5K: the first 5000 ImageNet validation images by file name, the evaluation set of the
   paper's colorization and JPEG tables (evaluation.subsets).
-- The ILSVRC2012 validation labels for the paper's CA, checked (fails with instructions).
+- The ILSVRC2012 validation labels for the paper's CA, checked (fails with instructions): a
+  placed label file, or the folder names of a val/<wnid>/ layout.
 - The paper's "ground truth" rows: the evaluation targets scored against the same reference.
 """
 
@@ -42,7 +43,10 @@ rule list_reference_images:
     params:
         kind=DATASET["kind"],
         imagenet_val=f"{DATA_ROOT}/imagenet/val",
-        expected={"imagenet": 50000, "places2": 36500}.get(DATASET["kind"]),
+        expected={
+            "imagenet": EXPECTED["imagenet_validation"],
+            "places2": EXPECTED["places2_validation"],
+        }.get(DATASET["kind"]),
     script:
         "../scripts/list_reference_images.py"
 
@@ -50,6 +54,7 @@ rule list_reference_images:
 rule reference_statistics:
     input:
         files=f"{RESULTS}/reference/{REFERENCE_NAME}.txt",
+        weights=evaluation_references()["weights"],
     output:
         REFERENCE_STATISTICS,
     log:
@@ -65,7 +70,7 @@ rule reference_statistics:
         image_size=DATASET["image_size"],
         batch_size=EVALUATION["batch_size"],
         device=EVALUATION["device"],
-        weights_dir=EVALUATION["weights_dir"],
+        weights_dir=staged_weights_dir,
     script:
         "../scripts/reference_statistics.py"
 
@@ -85,10 +90,14 @@ if DATASET["kind"] == "imagenet":
             "../envs/workflow.yaml"
         params:
             imagenet_val=f"{DATA_ROOT}/imagenet/val",
+            images=EXPECTED["fid5k"],
         script:
             "../scripts/list_fid5k.py"
 
     rule imagenet_labels:
+        input:
+            # the data rule has checked the layout (and extracted a placed validation archive)
+            checked=f"{RESULTS}/data/split/test.txt",
         output:
             IMAGENET_LABELS,
         log:
@@ -99,6 +108,9 @@ if DATASET["kind"] == "imagenet":
             "../envs/workflow.yaml"
         params:
             path=EVALUATION["imagenet_labels"] or f"{DATA_ROOT}/imagenet",
+            imagenet_val=f"{DATA_ROOT}/imagenet/val",
+            classes=EXPECTED["imagenet_classes"],
+            expected=EXPECTED["imagenet_validation"],
         script:
             "../scripts/imagenet_labels.py"
 
@@ -108,6 +120,7 @@ rule evaluate_ground_truth:
         evaluation_set=f"{RESULTS}/evaluation_sets/{{task}}",
         reference=evaluation_references()["reference"],
         labels=evaluation_references()["labels"],
+        weights=evaluation_references()["weights"],
     output:
         json=f"{RESULTS}/metrics/ground_truth/{{task}}.json",
         per_image=f"{RESULTS}/metrics/ground_truth/{{task}}.npz",
@@ -124,6 +137,6 @@ rule evaluate_ground_truth:
         subset=evaluation_subset_params,
         batch_size=EVALUATION["batch_size"],
         device=EVALUATION["device"],
-        weights_dir=EVALUATION["weights_dir"],
+        weights_dir=staged_weights_dir,
     script:
         "../scripts/evaluate.py"

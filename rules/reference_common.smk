@@ -2,6 +2,7 @@
 which reference set, which evaluation subset per task variant, which inputs every evaluation
 shares. Torch-free, like rules/common.smk."""
 
+from palette.weights import MANIFEST_FILENAME, weights_for
 from palette.reference_sets import (
     evaluation_subset_name,
     paper_evaluation_count,
@@ -44,11 +45,28 @@ def uses_imagenet_labels():
     return DATASET["kind"] == "imagenet" and "ca" in EVALUATION["metrics"]
 
 
+# What the login node staged (rules/evaluate.smk, stage_weights): every job that runs a metric
+# network checks it first, so a compute node never downloads (palette.weights.check_staged).
+STAGED_WEIGHTS = f"{EVALUATION['weights_dir'].rstrip('/')}/{MANIFEST_FILENAME}"
+
+
+def staged_weights_dir(wildcards, input):
+    """The weights folder, read from the staged record's path (a params function: Snakemake's
+    lint wants path prefixes derived from the inputs)."""
+    return (
+        str(Path(input.weights[0]).parent)
+        if input.weights
+        else EVALUATION["weights_dir"]
+    )
+
+
 def evaluation_references():
-    """Inputs every evaluation shares: the FID reference and, for CA on ImageNet, the labels."""
+    """Inputs every evaluation shares: the FID reference and, for CA on ImageNet, the labels;
+    the record of the staged metric weights."""
     return {
         "reference": [REFERENCE_STATISTICS] if "fid" in EVALUATION["metrics"] else [],
         "labels": [IMAGENET_LABELS] if uses_imagenet_labels() else [],
+        "weights": [STAGED_WEIGHTS] if weights_for(EVALUATION["metrics"]) else [],
     }
 
 

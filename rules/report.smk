@@ -131,8 +131,10 @@ rule html_report:
                     "dataset",
                     "experiments",
                     "train_defaults",
+                    "training",
                     "samplers",
                     "sampling",
+                    "evaluation",
                 )
             }
         ),

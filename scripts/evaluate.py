@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from palette.metrics import evaluate_folders
+from palette.weights import check_staged, weights_for
 
 
 def optional_input(name):
@@ -25,6 +26,8 @@ def optional_input(name):
     return str(value) if value else None
 
 
+if snakemake.input.weights:  # staged on the login node: no download from here (one line if missing)
+    check_staged(snakemake.input.weights[0], weights_for(snakemake.params.metrics))
 evaluation_set = Path(snakemake.input.evaluation_set)
 experiment = getattr(snakemake.wildcards, "experiment", None)
 # The paper's "ground truth" rows score the evaluation targets themselves against the reference.

@@ -14,9 +14,12 @@ device = snakemake.params.device
 lease_for_job(snakemake.resources.get("gpu", 0), device)  # before CUDA starts
 
 from palette.data import read_file_list
+from palette.weights import check_staged, weights_for
 from palette.metrics.inception import load_inception
 from palette.metrics.reference import reference_statistics
 
+if snakemake.input.weights:  # staged on the login node: no download from here (one line if missing)
+    check_staged(snakemake.input.weights[0], weights_for(["fid"]))
 files = read_file_list(snakemake.input.files)
 stats = reference_statistics(
     files,

@@ -6,3 +6,14 @@ import torch
 
 _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, (os.cpu_count() or 1) // _workers))
+
+
+def unavailable(reason: str, asked: bool = False):
+    """A tool a test needs (SLURM, a browser) cannot be installed or started: under CI (CI=true),
+    or where the test was asked for explicitly (PALETTE_TEST_SLURM=1), that is a failure with its
+    reason, never a quiet skip; elsewhere the test is skipped with the reason."""
+    import pytest
+
+    if asked or os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        pytest.fail(f"needed but unavailable: {reason}", pytrace=False)
+    pytest.skip(reason)

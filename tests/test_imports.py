@@ -9,13 +9,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "palette"
 # docs/architecture.md, "Layers". A module imports its own layer or lower ones only.
 LAYERS = {
     0: ["files", "errors", "tasks", "masks", "nn", "signals", "ema", "lease", "distributed", "sampler_presets",
-        "verdict", "reference_sets", "slurm", "frechet"],
+        "verdict", "reference_sets", "slurm", "frechet", "attempts"],
     1: ["imageio", "config", "unet", "diffusion"],
     2: ["degradations", "models", "study", "datacheck"],
     3: ["data", "checkpoint"],
-    4: ["prepare", "workflow_data", "train", "inference", "plan"],
-    5: ["weights", "restore"],
-    6: ["metrics", "report"],
+    4: ["prepare", "workflow_data", "train", "inference", "shards"],
+    5: ["weights", "restore", "standins"],
+    6: ["metrics", "report", "plan"],
     7: ["cli", "*_cli", "launch"],
 }
 

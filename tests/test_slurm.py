@@ -7,8 +7,8 @@
 - a training job whose SLURM time limit is shorter than its training: it saves before the limit,
   exits 75, is resubmitted and resumes until done, again bit for bit.
 
-These run only under `make test-slurm` (PALETTE_TEST_SLURM=1) and skip, saying why, where no SLURM
-answers. The profile comparison needs no cluster and always runs.
+These run only under `make test-slurm` (PALETTE_TEST_SLURM=1); asked for there, a SLURM that does not
+answer is a failure with its reason, never a skip. The profile comparison needs no cluster and always runs.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+
+from conftest import unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL_KEYS = {  # what profiles/slurm-local may change (its header documents each)
@@ -55,18 +57,30 @@ def test_the_local_profile_differs_from_the_shipped_one_only_in_documented_keys(
 
 
 def slurm_answers() -> str | None:
-    """Why the SLURM tests cannot run here, or None."""
-    if os.environ.get("PALETTE_TEST_SLURM") != "1":
-        return "SLURM tests run under `make test-slurm` (PALETTE_TEST_SLURM=1)"
+    """Why SLURM cannot run these tests here, or None."""
     if shutil.which("sinfo") is None:
         return "no SLURM installed (scripts/slurm/local_cluster.sh installs one as root)"
-    state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=60)
+    try:
+        state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer within 60 s"
     if state.returncode != 0 or not any(s.startswith(("idle", "mix", "alloc")) for s in state.stdout.split()):
         return f"SLURM does not answer or has no usable node: {(state.stderr or state.stdout).strip()[:200]}"
     return None
 
 
-needs_slurm = pytest.mark.skipif(slurm_answers() is not None, reason=str(slurm_answers()))
+@pytest.fixture(scope="session")
+def slurm():
+    """The SLURM tests run under `make test-slurm` (PALETTE_TEST_SLURM=1); asked for there (or
+    under CI), a SLURM that does not answer fails them with the reason instead of skipping."""
+    if os.environ.get("PALETTE_TEST_SLURM") != "1":
+        pytest.skip("SLURM tests run under `make test-slurm` (PALETTE_TEST_SLURM=1)")
+    reason = slurm_answers()
+    if reason:
+        unavailable(reason, asked=True)
+
+
+needs_slurm = pytest.mark.usefixtures("slurm")
 
 
 def derived_config(tmp_path: Path, **train_changes) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import unavailable
 from palette import study as S
 from palette.imageio import save_image
 
@@ -190,11 +191,11 @@ def test_cli_score_prints_the_fool_rate(study_dir, capsys):
 
 def _chromium_or_skip():
     """Debian's chromium and chromium-driver (installed here when missing and we are root) and
-    Selenium; skips with the reason when any is unavailable."""
+    Selenium; skips with the reason when any is unavailable (fails under CI: conftest.unavailable)."""
     try:
         from selenium import webdriver  # noqa: F401
     except ImportError:
-        pytest.skip("selenium is not installed (pip install -e '.[dev]')")
+        unavailable("selenium is not installed (pip install -e '.[dev]')")
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (browser and driver) and os.geteuid() == 0 and shutil.which("apt-get"):
         try:
@@ -202,10 +203,10 @@ def _chromium_or_skip():
             subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"], check=True,
                            capture_output=True, timeout=600, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         except (subprocess.SubprocessError, OSError) as error:
-            pytest.skip(f"could not install chromium and chromium-driver with apt-get: {error}")
+            unavailable(f"could not install chromium and chromium-driver with apt-get: {error}")
         browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (browser and driver):
-        pytest.skip("no chromium/chromedriver on PATH and cannot install them (needs root and apt-get)")
+        unavailable("no chromium/chromedriver on PATH and cannot install them (needs root and apt-get)")
     return browser, driver
 
 
@@ -224,8 +225,8 @@ def chrome(tmp_path):
         options.add_argument(flag)
     try:
         driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    except Exception as error:  # a browser that will not start here is an environment problem, not ours
-        pytest.skip(f"headless chromium did not start: {error}")
+    except Exception as error:  # a browser that will not start: skipped with the reason, a failure under CI
+        unavailable(f"headless chromium did not start: {error}")
     yield driver
     driver.quit()
 
