@@ -33,14 +33,17 @@ test: install
 
 # The workflow on a real single-node SLURM (root: installs and starts it; tests/test_slurm.py).
 # Asked for here, a SLURM that cannot start is a failure with its reason, never a skip.
+# The node offers at least 4 CPUs (SLURM_CPUS): the test jobs mostly start up and wait, so a 2-core
+# machine runs twice as many at once (scripts/slurm/local_cluster.sh, PALETTE_SLURM_CPUS).
+SLURM_CPUS ?= $(shell n=$$(nproc); [ $$n -lt 4 ] && echo 4 || echo $$n)
 test-slurm: install
-	bash scripts/slurm/local_cluster.sh
+	PALETTE_SLURM_CPUS=$(SLURM_CPUS) bash scripts/slurm/local_cluster.sh
 	PALETTE_TEST_SLURM=1 $(BIN)/python -m pytest -v -s --durations=0 tests/test_slurm.py tests/test_controller.py
 
 # A paper preset's whole DAG in miniature on the local SLURM (docs/rehearsal.md): PRESET=imagenet|places2|celebahq
 PRESET ?= imagenet
 rehearse: install
-	bash scripts/slurm/local_cluster.sh
+	PALETTE_SLURM_CPUS=$(SLURM_CPUS) bash scripts/slurm/local_cluster.sh
 	PYTHON=$(BIN)/python bash scripts/slurm/rehearse.sh $(PRESET)
 
 bench: install

@@ -28,6 +28,15 @@ import socket
 import time
 from pathlib import Path
 
+# The workflow's resumable rules and the retries each job of theirs gets (rules/common.smk):
+# enough for preemptions and node failures when each job fits one attempt (palette plan).
+RESUMABLE_RULES = ("train_segment", "train", "sample")
+RESUME_RETRIES = 3
+# The most train_segment jobs one model may be cut into. Each segment needs the one before it, and
+# Snakemake builds its DAG recursively: a chain of about 500 jobs exceeds Python's recursion limit
+# (measured with Snakemake 9.27: 300 build, 500 fail). 200 keeps a margin; a paper model needs ~70.
+MAX_SEGMENTS = 200
+
 COLUMNS = ("event", "job", "attempt", "slurm_job", "slurm_restart", "host", "time", "progress", "exit", "stopped_by")
 
 

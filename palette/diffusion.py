@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from palette.sampler_presets import ANCESTRAL_SAMPLERS, resolve_sampler
+from palette.sampler_presets import ANCESTRAL_SAMPLERS, SAMPLER_NAMES, resolve_sampler, sampler_problem
 
 NoiseModel = Callable[[Tensor, Tensor], Tensor]
 Generators = torch.Generator | Sequence[torch.Generator] | None
@@ -219,7 +219,7 @@ def diffusion_loss(
 # ----------------------------------------------------------------------------------------------
 # Inference.
 
-SAMPLERS = ("paper", "ancestral", "ddim", "dpm_solver_pp")
+SAMPLERS = SAMPLER_NAMES
 
 
 @dataclass(frozen=True)
@@ -260,18 +260,9 @@ class SamplerConfig:
     schedule_steps: int = INFERENCE_SCHEDULE.num_steps
 
     def __post_init__(self) -> None:
-        if self.name not in SAMPLERS:
-            raise ValueError(f"unknown sampler {self.name!r}; choose one of {', '.join(SAMPLERS)}")
-        if self.variance not in ("paper", "posterior"):
-            raise ValueError(f"variance must be 'paper' or 'posterior', got {self.variance!r}")
-        if self.spacing not in ("log_snr", "index"):
-            raise ValueError(f"spacing must be 'log_snr' or 'index', got {self.spacing!r}")
-        if not 0.0 <= self.noise_scale <= 2.0:
-            raise ValueError(f"noise_scale must be in [0, 2] (1 = the paper), got {self.noise_scale}")
-        if not 1 <= self.steps <= self.schedule_steps:
-            raise ValueError(f"steps must be in 1..{self.schedule_steps}, got {self.steps}")
-        if self.name == "paper" and self.steps != self.schedule_steps:
-            raise ValueError(f"the paper sampler uses every step ({self.schedule_steps}); use 'ancestral' for {self.steps}")
+        problem = sampler_problem(asdict(self))
+        if problem:
+            raise ValueError(problem)
 
     @classmethod
     def from_dict(cls, values: dict) -> "SamplerConfig":

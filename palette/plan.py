@@ -11,14 +11,15 @@ reference; totals per stage and in all; disk; then warnings. What the numbers re
   autocast, as fp32 tensors whose convolutions cuDNN computes in TF32 by default: the TF32 peak.
 - MFU: derived from the one GPU measurement of the `paper` U-Net (palette/unet.py): 267 ms per forward and
   backward at batch 8 on one H200 in bf16, eager. Inference is assumed to reach the same fraction (`--mfu`).
-- Jobs: training is cut into `training.segment_steps` optimizer steps per job (null: one job per model),
-  sampling into `sampling.shard_size` evaluation images per job (null: one job per run). A training job
+- Jobs: training is cut into `segment_steps` optimizer steps per job (the experiment's, else
+  `training.segment_steps`; null: one job per model), sampling into `sampling.shard_size` evaluation images per job (null: one job per run). A training job
   runs on all the GPUs the profile gives its rule (`gpu` = GPUs of the whole job; linear scaling assumed),
   the other jobs on one of them.
 - Attempts: training and sampling stop palette.attempts.safety_margin_seconds(limit) before the profile's
   `runtime` (palette.attempts.time_budget_seconds) and resume in the next attempt; evaluation and reference
   jobs keep nothing from a cut attempt (Snakemake deletes a failed job's outputs), so they must fit one. At
-  most the rule's `retries` + 1 attempts are made (its `retries:` in rules/*.smk, else the profile's).
+  most the rule's `retries` + 1 attempts are made (palette.attempts.RESUME_RETRIES for training and
+  sampling, the profile's `retries` for the others).
 - Evaluation and FID-reference jobs are bound by their CPU loop, which reads and resizes one image at a
   time in one thread: seconds per image measured by `measure_cpu_seconds` (CPU_SECONDS), plus the metric
   networks' FLOPs (`metric_network_flops`).
@@ -40,6 +41,7 @@ from pathlib import Path
 
 import yaml
 
+from palette.attempts import MAX_SEGMENTS, RESUMABLE_RULES, RESUME_RETRIES
 from palette.config import deep_merge
 from palette.reference_sets import evaluation_subset_name
 from palette.sampler_presets import resolve_sampler
@@ -358,21 +360,6 @@ def minutes(value, where: str) -> float:
     return total
 
 
-@functools.lru_cache(maxsize=None)
-def rule_retries(rules_dir: str) -> dict[str, tuple[int, str]]:
-    """A rule's own `retries:` directive by rule name, with the file it is in (it overrides the profile's)."""
-    found = {}
-    for path in sorted(Path(rules_dir).glob("*.smk")):
-        text = path.read_text()
-        heads = list(re.finditer(r"^\s*rule\s+(\w+)\s*:", text, re.M))
-        for head, following in zip(heads, heads[1:] + [None]):
-            block = text[head.end(): following.start() if following else len(text)]
-            retries = re.search(r"^\s*retries:\s*(\d+)\s*$", block, re.M)
-            if retries:
-                found[head.group(1)] = (int(retries.group(1)), f"rules/{path.name}")
-    return found
-
-
 @dataclass
 class RuleLimits:
     """What the profile gives one rule's jobs, and how many attempts the workflow makes."""
@@ -398,7 +385,7 @@ class RuleLimits:
         return None if usable is None else max(1, math.ceil(hours / usable - 1e-9))
 
 
-def rule_limits(profile: dict | None, profile_name: str, rule: str, rules_dir: Path | None) -> RuleLimits:
+def rule_limits(profile: dict | None, profile_name: str, rule: str) -> RuleLimits:
     """A rule's runtime, GPUs and threads from `set-resources.<rule>` over `default-resources`."""
     if profile is None:  # no profile: the rules' own requests (one GPU each), no time limit
         return RuleLimits(rule, None, 1, None, None, "no profile")
@@ -411,9 +398,8 @@ def rule_limits(profile: dict | None, profile_name: str, rule: str, rules_dir: P
     threads = _as_mapping(profile.get("set-threads")).get(rule)
     retries = int(profile.get("retries", 0))
     attempts_source = f"profile retries: {retries}"
-    directive = rule_retries(str(rules_dir)).get(rule) if rules_dir and Path(rules_dir).is_dir() else None
-    if directive:
-        retries, attempts_source = directive[0], f"{directive[1]} retries: {directive[0]}"
+    if rule in RESUMABLE_RULES:  # their rules' own `retries:` (rules/common.smk), over the profile's
+        retries, attempts_source = RESUME_RETRIES, f"rules' retries: {RESUME_RETRIES}"
     return RuleLimits(rule, runtime, int(resources.get("gpu", 0) or 0), None if threads is None else int(threads),
                       retries + 1, source, attempts_source)
 
@@ -470,10 +456,13 @@ class _Planner:
         return {"rule": rule, "wall_hours": wall, "gpu_hours": wall * max(gpus, 1),
                 "attempts": self.limits[rule].attempts(wall)}
 
-    def train_row(self, name: str, train: dict, parameters: int, forward: int) -> dict:
+    def train_row(self, name: str, train: dict, parameters: int, forward: int, segment_steps: int | None) -> dict:
         steps, batch, arithmetic = train["steps"], train["batch_size"], _arithmetic(train)
         step_flops, peak = 3 * forward * batch, _peak(self.gpu, arithmetic) * self.mfu
-        pieces = _job_pieces(steps, setting(self.config, "training.segment_steps"))
+        pieces = _job_pieces(steps, segment_steps)
+        if len(pieces) - 1 > MAX_SEGMENTS:
+            self.warnings.append({"stage": "train", "job": name, "text": f"{len(pieces) - 1} train_segment jobs, "
+                                  f"more than the {MAX_SEGMENTS} the workflow allows: raise training.segment_steps"})
         jobs = []
         for index, piece in enumerate(pieces):
             rule = "train" if index == len(pieces) - 1 else "train_segment"
@@ -557,7 +546,7 @@ class _Planner:
 
 
 def plan(workflow_config: dict, model=None, profile: dict | None = None, profile_name: str = "",
-         gpu: str = DEFAULT_GPU, mfu: float | None = None, rules_dir: Path | None = REPOSITORY / "rules") -> dict:
+         gpu: str = DEFAULT_GPU, mfu: float | None = None) -> dict:
     """Every job of a workflow config with its FLOPs, GPU-hours and attempts, and what they rest on.
 
     `model(train) -> (parameters, forward FLOPs per image)`, model_numbers by default; `profile`: a Snakemake
@@ -569,7 +558,7 @@ def plan(workflow_config: dict, model=None, profile: dict | None = None, profile
         raise ValueError(f"MFU must be in (0, 1], got {mfu}")
     config = workflow_config
     sizes = evaluation_sizes(config)
-    limits = {rule: rule_limits(profile, profile_name, rule, rules_dir)
+    limits = {rule: rule_limits(profile, profile_name, rule)
               for rule in (*TRAIN_RULES, "sample", "evaluate", "evaluate_ground_truth", "reference_statistics")}
     planner = _Planner(config, limits, gpu, mfu)
     samplers = {name: resolve_sampler(entry) for name, entry in (config.get("samplers") or {}).items()}
@@ -579,7 +568,9 @@ def plan(workflow_config: dict, model=None, profile: dict | None = None, profile
         train = deep_merge(config.get("train_defaults") or {}, experiment["train"])
         train.setdefault("image_size", planner.size)
         parameters, forward = model(train)
-        rows.append(planner.train_row(name, train, parameters, forward))
+        # an experiment's own segment_steps before training.segment_steps, as rules/common.smk reads them
+        segment_steps = experiment.get("segment_steps") or setting(config, "training.segment_steps")
+        rows.append(planner.train_row(name, train, parameters, forward, segment_steps))
         steps, every, keep = train["steps"], train.get("checkpoint_every") or train["steps"], train.get("keep_every")
         kept = 2 + (steps // keep if keep else 0)  # last.pt, previous.pt and the step_N.pt kept
         checkpoint_bytes += 16 * parameters * min(kept, max(1, steps // every) + 1) + 8 * parameters

@@ -28,11 +28,38 @@ PAPER_SAMPLER = {"name": "paper", "steps": 1000, "eta": 0.0, "variance": "paper"
 # The samplers that take Algorithm 2's ancestral step (their `variance` applies, and they add fresh
 # noise at every step but the last; DDIM adds it only with eta > 0, DPM-Solver++ never).
 ANCESTRAL_SAMPLERS = ("paper", "ancestral")
+SAMPLER_NAMES = ("paper", "ancestral", "ddim", "dpm_solver_pp")  # palette.diffusion.SAMPLERS
 
 SAMPLER_PRESETS: dict[str, dict] = {
     "paper": {"name": "paper", "steps": 1000},
     "fast": {"name": "dpm_solver_pp", "steps": 50, "clip_x0": True, "variance": "posterior", **TRAINING_NOISE_RANGE},
 }
+
+
+def sampler_problem(values: dict) -> str | None:
+    """What is wrong with a sampler's settings (resolved over its preset, the paper's defaults
+    for what it does not give), or None: the checks of palette.diffusion.SamplerConfig, here so
+    that the workflow refuses a bad sampler while it builds the DAG, not in its jobs."""
+    settings = {**PAPER_SAMPLER, **resolve_sampler(values)}
+    if "steps" not in values and settings["name"] == "paper":  # the paper's sampler visits every step
+        settings["steps"] = settings["schedule_steps"]
+    unknown = sorted(set(settings) - set(PAPER_SAMPLER))
+    if unknown:
+        return f"unknown sampler keys {unknown}; known keys: {sorted(PAPER_SAMPLER)}"
+    if settings["name"] not in SAMPLER_NAMES:
+        return f"unknown sampler {settings['name']!r}; choose one of {', '.join(SAMPLER_NAMES)}"
+    if settings["variance"] not in ("paper", "posterior"):
+        return f"variance must be 'paper' or 'posterior', got {settings['variance']!r}"
+    if settings["spacing"] not in ("log_snr", "index"):
+        return f"spacing must be 'log_snr' or 'index', got {settings['spacing']!r}"
+    if not 0.0 <= settings["noise_scale"] <= 2.0:
+        return f"noise_scale must be in [0, 2] (1 = the paper), got {settings['noise_scale']}"
+    if not 1 <= settings["steps"] <= settings["schedule_steps"]:
+        return f"steps must be in 1..{settings['schedule_steps']}, got {settings['steps']}"
+    if settings["name"] == "paper" and settings["steps"] != settings["schedule_steps"]:
+        return (f"the paper sampler uses every step of its schedule ({settings['schedule_steps']}); set "
+                f"schedule_steps too, or use 'ancestral' for {settings['steps']} respaced steps")
+    return None
 
 
 def resolve_sampler(values: dict) -> dict:

@@ -150,6 +150,33 @@ def refuse_paper_scale_on_cpu(config: TrainConfig) -> None:
             "if that is meant, or choose a smaller preset (tiny, small) or a GPU")
 
 
+def forward_flops_of(config: TrainConfig, workdir: Path) -> int:
+    """FLOPs of one forward pass of the config's network, counted once per work folder (counting on
+    the meta device imports torch's compiler stack: seconds, at the start of every resumed job) and
+    kept in WORKDIR/flops.json beside the settings that shape the network."""
+    import json
+
+    from palette.files import atomic_write
+    from palette.unet import forward_flops
+
+    shape = {key: config.to_dict()[key] for key in ("preset", "model_overrides", "image_size", "task",
+                                                    "objective", "conditioning")}
+    record = workdir / "flops.json"
+    try:
+        stored = json.loads(record.read_text())
+        if stored["network"] == shape:
+            return int(stored["forward_flops"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    with torch.device("meta"):
+        flops = int(forward_flops(build_model(config), config.image_size))
+    if os.environ.get("RANK", "0") == "0":
+        workdir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(record, "w") as handle:
+            json.dump({"network": shape, "forward_flops": flops}, handle)
+    return flops
+
+
 @dataclass
 class RunState:
     """What the loop changes as it goes; everything else of a run is fixed at its start."""
@@ -202,10 +229,7 @@ class Trainer:
             and (config.compile or group_norm_keeps_channels_last(device)))  # compiled GroupNorm keeps the layout
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         # analytic FLOPs for MFU: 3 x forward (forward + backward) per image (before any RNG is set)
-        from palette.unet import forward_flops
-
-        with torch.device("meta"):
-            self.flops_per_image = 3 * forward_flops(build_model(config), config.image_size)
+        self.flops_per_image = 3 * forward_flops_of(config, self.workdir)
         self.peak = device_peak_flops(device, arithmetic_of(device, self.use_bf16, config.tf32))
 
     def _model_and_optimizer(self) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+from palette.attempts import MAX_SEGMENTS, RESUME_RETRIES as ATTEMPT_RETRIES
 from palette.config import deep_merge, schema as train_schema, work_key
 from palette.errors import schema_problem
-from palette.sampler_presets import resolve_sampler
+from palette.sampler_presets import resolve_sampler, sampler_problem
 from palette.shards import shard_count
 from palette.tasks import EVALUATION_TASKS, PAIRED_TASK
 from palette.verdict import GROUND_TRUTH_NUMBERS
@@ -37,6 +38,11 @@ SAMPLERS = {name: resolve_sampler(entry) for name, entry in config["samplers"].i
 SAMPLING = config["sampling"]
 TRAINING = config["training"]
 EVALUATION = config["evaluation"]
+
+# Retries of the long, resumable jobs (training, sampling): the main process resubmits them. A job
+# step re-reading this file on a compute node must not retry by itself (a rule's `retries` would
+# override the `--retries 0` Snakemake gives it), or it would resume past its time limit.
+RESUME_RETRIES = ATTEMPT_RETRIES if workflow.is_main_process else 0
 
 # The regression baselines are one forward pass: no sampler, one "sample" per input.
 REGRESSION_SAMPLER = "regression"
@@ -97,8 +103,19 @@ def check_config():
             if sampler not in SAMPLERS:
                 raise ValueError(f"{key} names {sampler!r}, not defined under samplers")
 
+    for name, settings in config["samplers"].items():
+        problem = sampler_problem(settings)
+        if problem:
+            raise ValueError(f"samplers.{name}: {problem}")
     for name, experiment in EXPERIMENTS.items():
         check_samplers(experiment.get("samplers") or [], f"experiments.{name}.samplers")
+        segments = len(segment_ends(name))
+        if segments > MAX_SEGMENTS:
+            key = "segment_steps" if experiment["segment_steps"] else "training.segment_steps"
+            raise ValueError(
+                f"experiments.{name}: {key} cuts {train_config(name)['steps']} steps into {segments} "
+                f"train_segment jobs, more than the {MAX_SEGMENTS} one chain may have: raise {key}"
+            )
         unconditional = train_config(name).get("conditioning") == "none"
         if unconditional != (experiment.get("role") == "unconditional_imputation"):
             raise ValueError(
@@ -150,10 +167,6 @@ def check_config():
                 raise ValueError(
                     f"experiments.{name}.{key} is {task!r}: that task needs dataset.kind paired"
                 )
-
-
-check_config()
-check_train_configs()
 
 
 def samplers_for(experiment, task=None):
@@ -416,3 +429,10 @@ if STUDY:
         )
     if STUDY["catch_trials"] >= STUDY["trials_per_rater"]:
         raise ValueError("study.catch_trials must be below study.trials_per_rater")
+
+
+if (
+    workflow.is_main_process
+):  # a job step on a compute node re-reads the checked config: no need again
+    check_config()
+    check_train_configs()

@@ -24,7 +24,7 @@ rule sample:
     wildcard_constraints:
         index="[0-9]+",
         shards="[0-9]+",
-    retries: 3
+    retries: RESUME_RETRIES
     conda:
         "../envs/palette.yaml"
     resources:

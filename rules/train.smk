@@ -33,7 +33,7 @@ rule train_segment:
     wildcard_constraints:
         key="[0-9a-f]{12}",
         end="[0-9]+",
-    retries: 3
+    retries: RESUME_RETRIES
     conda:
         "../envs/palette.yaml"
     resources:
@@ -59,7 +59,7 @@ rule train:
         f"{RESULTS}/logs/train/{{experiment}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{experiment}}.tsv"
-    retries: 3
+    retries: RESUME_RETRIES
     conda:
         "../envs/palette.yaml"
     resources:

@@ -22,8 +22,12 @@ from palette.files import atomic_write
 from palette.inference import SamplingStopped, sample_evaluation_set
 from palette.attempts import time_budget_seconds
 from palette.launch import slurm_seconds_left
+from palette.signals import StopSignals
 from palette.shards import checkpoint_digest, claim, set_listing_digest, shard_names, written
 
+# a stop signal outside the sampling loop is noted, not fatal: the bookkeeping below finishes (the loop
+# itself stops between batches on one, palette.inference)
+signals = StopSignals().__enter__()
 index, count = int(snakemake.wildcards.index), int(snakemake.wildcards.shards)
 job = f"{snakemake.wildcards.experiment}/{snakemake.wildcards.task}/{snakemake.wildcards.sampler} shard {index}"
 attempt = int(snakemake.resources.get("attempt", 1))  # Snakemake's attempt number of this job
@@ -37,7 +41,8 @@ provenance = dict(settings, checkpoint=checkpoint_digest(snakemake.input.checkpo
                   evaluation_set=set_listing_digest(snakemake.input.evaluation_set), names=names)
 start = claim(shard_dir, provenance)  # images made from anything else are removed first
 attempts = AttemptLog(shard_dir / "attempts.tsv")
-stalled = attempts.stalled(job, attempt, start, unit="image")
+complete = start >= len(names) * settings["samples_per_input"]  # all written: only the record is left
+stalled = None if complete else attempts.stalled(job, attempt, start, unit="image")
 if stalled:
     print(f"sample {job}: {stalled}", flush=True)
     sys.exit(1)

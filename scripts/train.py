@@ -30,6 +30,7 @@ from palette.files import atomic_write
 from palette.attempts import time_budget_seconds
 from palette.launch import launch, slurm_seconds_left
 from palette.lease import lease_for_job
+from palette.signals import StopSignals
 
 config = dict(snakemake.params.train_config)
 name = config["name"]
@@ -44,15 +45,23 @@ gpus_per_node = gpus // nodes  # the `gpu` resource counts the job's GPUs on all
 lease = lease_for_job(gpus_per_node)  # held until this process exits; no-op under SLURM (CUDA_VISIBLE_DEVICES set)
 
 attempt = int(snakemake.resources.get("attempt", 1))  # Snakemake's attempt number of this job
+# SLURM's time-limit warning (or a preemption) outside the training itself is noted, not fatal: before
+# it, this attempt stops at once; after it, the bookkeeping below finishes (launch passes it on in between).
+signals = StopSignals().__enter__()
 work_dir = Path(snakemake.params.work_dir)
 work_dir.mkdir(parents=True, exist_ok=True)
 attempts = AttemptLog(work_dir / "attempts.tsv")
 start = CheckpointFolder(work_dir / "checkpoints").latest_step()
-stalled = attempts.stalled(job, attempt, start)
+# a job whose steps are all trained only records them (or writes the final checkpoint): nothing to judge
+stalled = attempts.stalled(job, attempt, start) if start < config["steps"] else None
 if stalled:
     print(f"train {name}, {job}: {stalled}", flush=True)
     sys.exit(1)
 attempts.begin(job, attempt, start)
+if signals.received:
+    attempts.end(job, attempt, start, 75, signals.received)
+    print(f"train {name}, {job}: stopped by {signals.received} before it began; run again to resume", flush=True)
+    sys.exit(75)
 
 config_file = work_dir / ("segment_config.yaml" if segment else "workflow_config.yaml")
 config_file.write_text(yaml.safe_dump(config, sort_keys=True))

@@ -119,3 +119,36 @@ def test_celebahq_stand_in_is_listed(tmp_path):
     assert code == 0 and "Missing data:" not in output, output[-3000:]
     listed = sum(len(read_file_list(results / "data" / "split" / f"{split}.txt")) for split in ("train", "val", "test"))
     assert listed == 40
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The dry run's job stats table: rule -> jobs."""
+    table = output[output.index("Job stats:"):].split("\n\n")[0].splitlines()[3:]
+    return {rule: int(count) for rule, count in (line.split() for line in table if line.strip())}
+
+
+def test_the_plan_prices_the_jobs_the_dag_has(tmp_path):
+    """`palette plan` cuts the models and sampling runs as rules/common.smk does: the ImageNet preset's
+    train_segment + train and sample jobs in its JSON equal the dry run's (each experiment's own
+    segment_steps included: the attention ablation's are twice the default)."""
+    config = derived_config(tmp_path, "imagenet")
+    code, output = snakemake("-n", "--configfile", str(config))
+    assert code == 0, output[-3000:]
+    counts = job_counts(output)
+    subprocess.run([sys.executable, "-m", "palette.cli", "plan", "--configfile", str(config), "--json",
+                    str(tmp_path / "plan.json")], cwd=REPO, check=True, capture_output=True)
+    totals = yaml.safe_load((tmp_path / "plan.json").read_text())["totals"]
+    assert totals["train"]["jobs"] == counts["train_segment"] + counts["train"] == 738
+    assert totals["sample"]["jobs"] == counts["sample"]
+
+
+def test_a_chain_of_segments_too_long_for_snakemake_is_refused_with_the_key(tmp_path):
+    config = yaml.safe_load(derived_config(tmp_path, "celebahq").read_text())
+    config["training"]["segment_steps"] = 1000  # 1,000,000 steps: 999 segments
+    path = tmp_path / "short_segments.yaml"
+    path.write_text(yaml.safe_dump(config))
+    code, output = snakemake("-n", "--configfile", str(path))
+    assert code != 0
+    assert ("experiments.inpainting: training.segment_steps cuts 1000000 steps into 999 train_segment jobs, "
+            "more than the 200 one chain may have") in output, output[-3000:]
+    assert "RecursionError" not in output

@@ -14,7 +14,7 @@ import yaml
 
 import palette.plan as plan_module
 from palette.cli import main
-from palette.attempts import safety_margin_seconds
+from palette.attempts import RESUME_RETRIES, safety_margin_seconds
 from palette.plan import gpu_hours, plan, stage_totals
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,7 +155,7 @@ def test_attempts_at_a_60_minute_limit(attempts_worth, expected):
     assert usable == 52 * 60
     forward = forward_for(attempts_worth, 1000, usable)
     result = plan(one_model_config(1000), model=lambda train: (1000, forward), profile=synthetic_profile(60),
-                  mfu=0.5, rules_dir=None)
+                  mfu=0.5)
     train = next(row for row in result["rows"] if row["stage"] == "train")
     assert train["job_list"][0]["wall_hours"] * 3600 == pytest.approx(attempts_worth * usable, rel=1e-6)
     assert train["jobs"] == 1 and train["attempts"] == expected
@@ -166,8 +166,7 @@ def test_segments_and_shards_are_counted_and_timed_per_job():
     usable = 3600 - safety_margin_seconds(3600)
     forward = forward_for(2.5, 1000, usable)  # the whole training: 2.5 attempts' worth
     config = one_model_config(1000, segment_steps=400, inputs=10, shard_size=3)
-    result = plan(config, model=lambda train: (1000, forward), profile=synthetic_profile(60), mfu=0.5,
-                  rules_dir=None)
+    result = plan(config, model=lambda train: (1000, forward), profile=synthetic_profile(60), mfu=0.5)
     train = next(row for row in result["rows"] if row["stage"] == "train")
     assert [(job["rule"], job["steps"], job["attempts"]) for job in train["job_list"]] == [
         ("train_segment", 400, 1), ("train_segment", 400, 1), ("train", 200, 1)]  # 1.0, 1.0 and 0.5 attempts
@@ -179,7 +178,7 @@ def test_segments_and_shards_are_counted_and_timed_per_job():
     # `gpu` is the GPUs of the whole job: 4 of them train 4 times faster for the same GPU-hours
     profile = synthetic_profile(60)
     profile["set-resources"]["train"]["gpu"] = 4
-    four = plan(one_model_config(1000), model=lambda train: (1000, forward), profile=profile, mfu=0.5, rules_dir=None)
+    four = plan(one_model_config(1000), model=lambda train: (1000, forward), profile=profile, mfu=0.5)
     train_on_four = next(row for row in four["rows"] if row["stage"] == "train")
     assert train_on_four["job_list"][0]["wall_hours"] * 3600 == pytest.approx(2.5 * usable / 4)
     assert train_on_four["attempts"] == 1 and train_on_four["gpu_hours"] == pytest.approx(2.5 * usable / 3600)
@@ -187,13 +186,13 @@ def test_segments_and_shards_are_counted_and_timed_per_job():
 
 def test_warnings_name_jobs_beyond_the_attempts_and_rules_the_profile_lacks():
     usable = 3600 - safety_margin_seconds(3600)
-    forward = forward_for(4.5, 1000, usable)  # 5 attempts; the rules allow 4 (rules/train.smk: retries 3)
+    forward = forward_for(4.5, 1000, usable)  # 5 attempts; the rules allow 4 (palette.attempts.RESUME_RETRIES 3)
     result = plan(one_model_config(1000), model=lambda train: (1000, forward), profile=synthetic_profile(60),
                   mfu=0.5)
-    retries = plan_module.rule_retries(str(REPO / "rules"))["train"][0]
+    retries = RESUME_RETRIES
     assert result["limits"]["train"]["max_attempts"] == retries + 1 < 5
     assert any(w.startswith("train: 1 model needs 5 attempts") and "training.segment_steps" in w
-               and f"rules/train.smk retries: {retries}" in w for w in result["warnings"]), result["warnings"]
+               and f"rules' retries: {retries}" in w for w in result["warnings"]), result["warnings"]
     # a step longer than a 1-minute limit's 45 usable seconds: no attempt makes progress
     slow = forward_for(2.0, 1, 45)
     result = plan(one_model_config(1), model=lambda train: (1000, slow), profile=synthetic_profile(1), mfu=0.5)

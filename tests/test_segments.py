@@ -82,3 +82,23 @@ def test_the_attempt_log_survives_a_cut_row(tmp_path):
     assert [row["attempt"] for row in log.attempts("final (step 10)")] == ["1"]
     log.begin("final (step 10)", 2, 4)
     assert log.stalled("final (step 10)", 3, 4) is not None
+
+
+def test_the_resumable_rules_retry_in_the_main_process_only():
+    """`palette plan` counts RESUME_RETRIES for these rules; the rules must use it, and through the
+    constant that is 0 in a job step (a rule's own retries would make a compute node retry by itself,
+    past its time limit)."""
+    import re
+    from pathlib import Path
+
+    from palette.attempts import RESUMABLE_RULES
+
+    repo = Path(__file__).resolve().parents[1]
+    found = {}
+    for path in (repo / "rules").glob("*.smk"):
+        for match in re.finditer(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", path.read_text(), re.M | re.S):
+            retries = re.search(r"^\s+retries: (\S+)$", match.group(2), re.M)
+            found[match.group(1)] = retries.group(1) if retries else None
+    assert {rule: found[rule] for rule in RESUMABLE_RULES} == {rule: "RESUME_RETRIES" for rule in RESUMABLE_RULES}
+    common = (repo / "rules" / "common.smk").read_text()
+    assert "RESUME_RETRIES = ATTEMPT_RETRIES if workflow.is_main_process else 0" in common

@@ -5,7 +5,8 @@
 - `scontrol requeue` of a running training job: it comes back, resumes from its checkpoint, and
   the final weights equal an uninterrupted run's bit for bit (CPU);
 - a training job whose SLURM time limit is shorter than its training: it saves before the limit,
-  exits 75, is resubmitted and resumes until done, again bit for bit.
+  exits 75, is resubmitted and resumes until done, again bit for bit;
+- the ImageNet preset's whole DAG in miniature (scripts/slurm/rehearse.sh, docs/rehearsal.md).
 
 These run only under `make test-slurm` (PALETTE_TEST_SLURM=1); asked for there, a SLURM that does not
 answer is a failure with its reason, never a skip. The profile comparison needs no cluster and always runs.
@@ -85,12 +86,14 @@ needs_slurm = pytest.mark.usefixtures("slurm")
 
 def derived_config(tmp_path: Path, **train_changes) -> Path:
     """config/test.yaml with its results and work folders in tmp_path (and, given changes, only
-    the inpainting model with these training settings)."""
+    the inpainting model with these training settings, trained in one `train` job: the tests
+    below interrupt that job; segments are the rehearsal's)."""
     config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     config["results_dir"], config["work_dir"] = str(tmp_path / "results"), str(tmp_path / "work")
     if train_changes:
         config["experiments"] = {"inpainting": config["experiments"]["inpainting"]}
         config["train_defaults"].update(train_changes)
+        config["training"]["segment_steps"] = None
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -211,3 +214,92 @@ def test_a_training_longer_than_its_time_limit_saves_resumes_and_ends_bit_for_bi
     log = (tmp_path / "results" / "logs" / "train" / "inpainting.log").read_text()
     assert "resumed from" in log, log[-3000:]  # the last attempt's log: earlier ones are deleted per attempt
     assert_bitwise_equal_to_an_uninterrupted_run(tmp_path, LONG_TRAINING["steps"])
+
+
+# ----------------------------------------------------------------------------- the rehearsal
+def attempt_rows(path: Path) -> list[dict]:
+    from palette.attempts import AttemptLog
+
+    return AttemptLog(path).rows()
+
+
+@needs_slurm
+def test_the_imagenet_rehearsal_runs_the_presets_dag_through_slurm(tmp_path):
+    """config/presets/imagenet.yaml's whole DAG in miniature (scripts/slurm/rehearse.sh): every training
+    resumes at least twice, attempts cut by the time budget and by SLURM's own time-limit warning, a
+    sampling shard cut and resumed; then the bits: budget-cut training equals an uninterrupted run,
+    sharded samples equal unsharded ones; the report's verdicts; a second run plans nothing."""
+    import json
+
+    from palette.inference import sample_evaluation_set
+
+    overlay = tmp_path / "where.yaml"
+    overlay.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results"), "work_dir": str(tmp_path / "work")}))
+    environment_ = dict(environment(), REHEARSAL_OVERLAY=str(overlay), REHEARSAL_DATA=str(tmp_path / "data"),
+                        PYTHON=sys.executable)
+    started = time.monotonic()
+    result = subprocess.run(["bash", "scripts/slurm/rehearse.sh", "imagenet"], cwd=REPO, env=environment_,
+                            capture_output=True, text=True, timeout=1800)
+    print(f"rehearsal of the ImageNet preset: rc {result.returncode} in {time.monotonic() - started:.0f} s")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
+    results, work = tmp_path / "results", tmp_path / "work"
+    preset = yaml.safe_load((REPO / "config" / "presets" / "imagenet.yaml").read_text())
+
+    # training: every model in three jobs (two resumes), cut by its budget and by SLURM, from the attempt logs
+    for experiment in preset["experiments"]:
+        folders = list((work / "train").glob(f"{experiment}-*"))
+        assert len(folders) == 1, experiment
+        begins = [row for row in attempt_rows(folders[0] / "attempts.tsv") if row["event"] == "begin"]
+        resumed_jobs = {row["job"] for row in begins if int(row["progress"]) > 0}
+        assert len(resumed_jobs) >= 2, (experiment, begins)
+        assert (results / "checkpoints" / f"{experiment}.pt").is_file()
+    counts = {}
+    for experiment in ("uncropping", "super_resolution"):
+        rows = attempt_rows(next((work / "train").glob(f"{experiment}-*")) / "attempts.tsv")
+        counts[experiment] = [row for row in rows if row["event"] == "end"]
+    assert len([row for row in counts["uncropping"] if row["stopped_by"] == "time budget" and row["exit"] == "75"]) >= 6
+    cut_by_slurm = [row for row in counts["super_resolution"] if row["stopped_by"] == "SIGTERM" and row["exit"] == "75"]
+    assert cut_by_slurm, counts["super_resolution"]  # its budget is an hour: only SLURM's time-limit warning stops it
+    print(f"attempts: uncropping {len(counts['uncropping'])}, super_resolution {len(counts['super_resolution'])} "
+          f"({len(cut_by_slurm)} ended by SLURM)")
+
+    # sampling: a shard stopped by its budget resumed where it stopped
+    shard_logs = sorted((work / "samples").glob("*/*/*/shard_*/attempts.tsv"))
+    cut_shards = [path.parent for path in shard_logs
+                  if any(row["exit"] == "75" for row in attempt_rows(path) if row["event"] == "end")]
+    assert cut_shards, "no sampling shard was cut"
+    shard = cut_shards[0]
+    begins = [row for row in attempt_rows(shard / "attempts.tsv") if row["event"] == "begin"]
+    assert len(begins) >= 2 and int(begins[-1]["progress"]) > 0
+
+    # the bits: the budget-cut model equals one uninterrupted run ...
+    uncropping = next((work / "train").glob("uncropping-*"))
+    config = yaml.safe_load((uncropping / "workflow_config.yaml").read_text())
+    config["time_budget"] = None
+    (tmp_path / "uninterrupted.yaml").write_text(yaml.safe_dump(config))
+    run([sys.executable, "-m", "palette.cli", "train", "--config", str(tmp_path / "uninterrupted.yaml"),
+         "--workdir", str(tmp_path / "uninterrupted"), "--final", str(tmp_path / "uninterrupted.pt"), "--no-lease"],
+        timeout=600).check_returncode()
+    interrupted, uninterrupted = final_weights(results / "checkpoints" / "uncropping.pt"), final_weights(
+        tmp_path / "uninterrupted.pt")
+    assert interrupted["step"] == uninterrupted["step"] == config["steps"]
+    assert all(torch.equal(interrupted[key], uninterrupted[key]) for key in interrupted if key != "step")
+    # ... and the cut, sharded, gathered samples equal one unsharded run
+    experiment, task, sampler = shard.relative_to(work / "samples").parts[:3]
+    provenance = json.loads((shard / "provenance.json").read_text())
+    whole = sample_evaluation_set(results / "checkpoints" / f"{experiment}.pt", results / "evaluation_sets" / task,
+                                  tmp_path / "unsharded", provenance["sampler"],
+                                  samples_per_input=provenance["samples_per_input"], seed=provenance["seed"],
+                                  batch_size=16, device="cpu")
+    gathered = results / "samples" / experiment / task / sampler
+    names = sorted(str(path.relative_to(whole)) for path in whole.glob("sample_*/*.png"))
+    assert names == sorted(str(path.relative_to(gathered)) for path in gathered.glob("sample_*/*.png")) and names
+    assert all((whole / name).read_bytes() == (gathered / name).read_bytes() for name in names)
+
+    # the report has its verdicts, and a second run plans nothing
+    html = (results / "report.html").read_text()
+    verdicts = html.split('id="reproduce"')[1].split("<h2")[0]
+    assert "<table" in verdicts and "Palette has lower FID than regression" in verdicts
+    again = subprocess.run(["bash", "scripts/slurm/rehearse.sh", "imagenet", "-n"], cwd=REPO, env=environment_,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]

@@ -39,7 +39,9 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     sleep 1
 fi
 
-cpus=$(nproc)
+# CPUs the node offers: this machine's, or PALETTE_SLURM_CPUS (more than it has: the test jobs are
+# short and spend much of their time starting up and waiting, so a small machine runs more at once)
+cpus=${PALETTE_SLURM_CPUS:-$(nproc)}
 memory_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.8)}' /proc/meminfo)
 mkdir -p "$conf_dir" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
 cat > "$conf_dir/slurm.conf.new" <<CONF
@@ -73,6 +75,8 @@ OverTimeLimit=0
 # the scheduler looks at the queue often: the tests' jobs are short
 SchedulerParameters=sched_interval=2
 MessageTimeout=30
+# config_overrides: slurmd takes CPUs from this file even where the hardware has fewer
+SlurmdParameters=config_overrides
 NodeName=$host CPUs=$cpus RealMemory=$memory_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
