@@ -26,7 +26,8 @@ Tasks (docs/paper.md, Tasks):
 
 Evaluation variants fix the randomness that is not part of the input: ``jpeg_q5/10/20``,
 ``inpainting_freeform_10_20 / 20_30 / 30_40`` (area strictly in the bucket),
-``inpainting_center`` (a quarter of the area in the centre), ``uncropping_right``.
+``inpainting_center`` (a quarter of the area in the centre), ``uncropping_right``;
+``colorization_ctest10k`` is ``colorization`` scored on another image set (palette.tasks).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from PIL import Image
 
 from palette import masks
 from palette.imageio import LUMINANCE_WEIGHTS, to_tensor, to_uint8
-from palette.tasks import EVALUATION_TASKS, PAIRED_TASK, TRAINING_TASKS
+from palette.tasks import EVALUATION_TASKS, PAIRED_TASK, SAME_DEGRADATION_AS, TRAINING_TASKS
 
 ALL_TASKS = tuple(dict.fromkeys(TRAINING_TASKS + EVALUATION_TASKS))
 MASKED_TASKS = ("inpainting", "uncropping", "inpainting_freeform_10_20",
@@ -135,6 +136,7 @@ def degrade(task: str, image: torch.Tensor, rng: np.random.Generator) -> Degrade
         raise ValueError(f"task {PAIRED_TASK!r} has no synthetic degradation: its source is the file beside "
                          "the target (palette.data.paired_source_path)")
     height, width = image.shape[-2:]
+    task = SAME_DEGRADATION_AS.get(task, task)  # e.g. colorization_ctest10k: colorization on another set
     if task == "multitask":
         task = MULTITASK_COMPONENTS[int(rng.integers(len(MULTITASK_COMPONENTS)))]
     if task == "colorization":

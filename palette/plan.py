@@ -43,7 +43,7 @@ import yaml
 
 from palette.attempts import MAX_SEGMENTS, RESUMABLE_RULES, RESUME_RETRIES
 from palette.config import deep_merge
-from palette.reference_sets import evaluation_subset_name
+from palette.reference_sets import FID5K_REFERENCE_NAME, evaluation_subset_name
 from palette.sampler_presets import resolve_sampler
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -537,6 +537,16 @@ class _Planner:
         return self.cpu_bound("reference", "reference_statistics", "reference_statistics", images, images,
                               images * self.networks["inception"], images * reading)
 
+    def fid5k_reference_row(self, sizes: dict[str, tuple[int, str]]) -> dict | None:
+        """FID-5K's own reference statistics (docs/paper.md, "Which set and reference each table uses"),
+        when a variant is scored on FID-5K."""
+        if "fid" not in self.metrics or not any(listed == "fid5k" for _, listed in sizes.values()):
+            return None
+        images = setting(self.config, "dataset.expected.fid5k_reference")
+        return self.cpu_bound("reference", f"reference_statistics/{FID5K_REFERENCE_NAME}", "reference_statistics",
+                              images, images, images * self.networks["inception"],
+                              images * CPU_SECONDS[REFERENCE_FORMAT["imagenet"]])
+
     def cpu_bound(self, stage, job, rule, inputs, images, flops, cpu_seconds, **extra) -> dict:
         """A job bound by its one-thread reading loop, then its networks; it holds its GPUs all the while."""
         cpu_hours = cpu_seconds / READING_THREADS / 3600
@@ -587,7 +597,7 @@ def plan(workflow_config: dict, model=None, profile: dict | None = None, profile
                 rows.append(planner.sample_row(run, inputs, listed, samples, steps, forward))
                 rows.append(planner.evaluate_row(run, inputs, listed, samples))
     rows += [planner.ground_truth_row(task, inputs, listed) for task, (inputs, listed) in sizes.items()]
-    rows += [row for row in [planner.reference_row()] if row]
+    rows += [row for row in [planner.reference_row(), planner.fid5k_reference_row(sizes)] if row]
     for row in rows:
         _check_row(row, limits, planner.warnings)
     size = planner.size

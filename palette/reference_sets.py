@@ -1,9 +1,12 @@
-"""Which images the evaluation uses, as the paper says (docs/paper.md, evaluation protocol).
+"""Which images the evaluation uses, as the paper says (docs/paper.md, "Which set and reference
+each table uses").
 
-- Evaluation subsets: the colorization and JPEG tables use FID-5K, the first 5000 ImageNet
-  validation images by file name; the others ctest10k (ImageNet) or places10k (Places2).
-- FID reference sets: the full validation set (ImageNet 50,000, Places2 36,500); CelebA-HQ's
-  held-out images; the demo's validation crops (never its test crops, the evaluation targets).
+- Evaluation subsets: the colorization table uses FID-5K, the first 5000 ImageNet validation
+  images by file name; every other table ctest10k (ImageNet) or places10k (Places2).
+- FID reference sets: for ctest10k and places10k the full validation set (ImageNet 50,000,
+  Places2 36,500); for FID-5K, 5000 *other* validation images (by file name, positions
+  10,000..14,999, after ColTran's evaluator), disjoint from the evaluated ones; CelebA-HQ's
+  held-out images; the demo's validation crops. Never the evaluation targets alone.
 - CA labels: the ILSVRC2012 validation ground truth, mapped to torchvision's class order.
 - The ImageNet validation images in either common layout: flat (val/ILSVRC2012_val_*.JPEG) or
   one folder per class (val/<wnid>/ILSVRC2012_val_*.JPEG).
@@ -21,6 +24,10 @@ from pathlib import Path
 # The paper's evaluation-set sizes per subset (docs/paper.md). FID is biased upward at small n,
 # so an FID over fewer images than these is not comparable with the paper's number.
 PAPER_EVALUATION_COUNTS = {"ctest10k": 10000, "places10k": 10950, "fid5k": 5000}
+# FID-5K's own reference set (fid5k_reference_files): other validation images than the evaluated ones.
+FID5K_REFERENCE_NAME = "imagenet_val_fid5k_reference"
+# The paper's reference sizes (docs/paper.md): an FID against a smaller reference is not its number either.
+PAPER_REFERENCE_COUNTS = {"imagenet_val50k": 50000, "places2_val36500": 36500, FID5K_REFERENCE_NAME: 5000}
 IMAGENET_VAL_NAME = re.compile(r"^ILSVRC2012_val_\d{8}\.JPEG$")
 WNID = re.compile(r"^n\d{8}$")
 # Entries looked at to tell a validation folder's layout: enough to pass a few stray files, few
@@ -32,6 +39,12 @@ def reference_name(dataset_kind: str) -> str:
     """Name of the FID reference set of the paper's protocol for a data set kind."""
     return {"imagenet": "imagenet_val50k", "places2": "places2_val36500", "celebahq": "celebahq_heldout",
             "demo_photos": "demo_val", "folder": "folder_heldout", "paired": "paired_heldout"}[dataset_kind]
+
+
+def fid_reference_name(dataset_kind: str, subset: str) -> str:
+    """Name of the FID reference an evaluation subset is scored against (docs/paper.md, "Which set
+    and reference each table uses"): FID-5K's own disjoint reference, else the data set's."""
+    return FID5K_REFERENCE_NAME if subset == "fid5k" else reference_name(dataset_kind)
 
 
 def evaluation_subset_name(dataset_kind: str, subset: str) -> str:
@@ -97,6 +110,69 @@ def fid5k_files(val_dir: str | os.PathLike, count: int) -> list[Path]:
         raise ValueError(f"{val_dir}: FID-5K needs {count} ILSVRC2012 validation images, found {len(files)} "
                          "(dataset.expected.fid5k)")
     return list(files.values())[:count]
+
+
+def _fid5k_overlap(evaluated: int, offset: int) -> str:
+    return (f"dataset.expected.fid5k_reference_offset is {offset}: the FID-5K reference would overlap the "
+            f"{evaluated} evaluated images (dataset.expected.fid5k); it must be at least {evaluated}")
+
+
+def fid5k_reference_problem(expected: dict) -> str | None:
+    """Why dataset.expected's FID-5K reference cannot be drawn (it would overlap the evaluated
+    images, or run past the validation set), naming the key at fault; None when it can."""
+    evaluated, offset = expected["fid5k"], expected["fid5k_reference_offset"]
+    count, validation = expected["fid5k_reference"], expected["imagenet_validation"]
+    if offset < evaluated:
+        return _fid5k_overlap(evaluated, offset)
+    if offset + count > validation:
+        return (f"dataset.expected.fid5k_reference_offset {offset} + dataset.expected.fid5k_reference {count} "
+                f"runs past the {validation} validation images (dataset.expected.imagenet_validation)")
+    return None
+
+
+def fid5k_reference_files(val_dir: str | os.PathLike, evaluated: int, offset: int, count: int) -> list[Path]:
+    """FID-5K's reference (docs/paper.md, "Which set and reference each table uses"): `count`
+    validation images by file name from 0-based position `offset` on (the paper's: 5000 from
+    10,000, ILSVRC2012_val_00010001 .. 00015000), disjoint from the `evaluated` first images that
+    `fid5k_files` gives. File-name order stands in for the TFDS read order of ColTran's evaluator.
+    ValueError naming the dataset.expected key when they would overlap or the set is too small."""
+    if offset < evaluated:
+        raise ValueError(_fid5k_overlap(evaluated, offset))
+    files = imagenet_validation_files(val_dir)
+    if len(files) < offset + count:
+        raise ValueError(f"{val_dir}: the FID-5K reference needs validation images {offset + 1}..{offset + count} "
+                         f"by file name (dataset.expected.fid5k_reference_offset {offset}, "
+                         f"dataset.expected.fid5k_reference {count}); found {len(files)} images")
+    return list(files.values())[offset:offset + count]
+
+
+def reference_split_problem(reference_splits, fractions: dict, holdout: dict) -> str | None:
+    """Why an FID reference made of a data set's own splits would hold nothing but test images,
+    the list the evaluation targets are drawn from (then the outputs would be scored against
+    their own ground truth, which docs/paper.md rules out), naming the keys; None when a
+    reference split other than test gets images (a fraction above 0 or held-out photos)."""
+    others = [split for split in reference_splits if split != "test"]
+    if any(fractions.get(split, 0) > 0 or holdout.get(split) for split in others):
+        return None
+    if not others:
+        return (f"evaluation.reference.splits is {list(reference_splits)}: the FID reference would be the test split "
+                "alone, the images the evaluation targets are drawn from; add val to it (docs/paper.md)")
+    named = " and ".join(f"dataset.split.{split}" for split in others)
+    return (f"{named} {'is' if len(others) == 1 else 'are'} 0, so the FID reference (evaluation.reference.splits: "
+            f"{list(reference_splits)}) would hold only the test split, the images the evaluation targets are "
+            f"drawn from; give {named} a fraction above 0 (docs/paper.md)")
+
+
+def reference_targets_problem(reference_files, test_files) -> str | None:
+    """Why a reference file list is no held-out reference: every file in it is a test image (an
+    evaluation target or one of the list they come from); None otherwise."""
+    reference = {str(Path(file).resolve()) for file in reference_files}
+    if reference and reference <= {str(Path(file).resolve()) for file in test_files}:
+        return (f"all {len(reference)} FID reference images are test images, the list the evaluation targets are "
+                "drawn from: the FID would score the outputs against their own ground truth (docs/paper.md); give "
+                "it held-out images: a val/ sub-folder of dataset.root (dataset.split.val above 0 where the images "
+                "are split by fractions), or other splits in evaluation.reference.splits")
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

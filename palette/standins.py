@@ -49,6 +49,10 @@ IMAGENET_TRAIN_PER_CLASS = 6
 IMAGENET_VALIDATION = 24
 IMAGENET_CTEST = 12
 IMAGENET_FID5K = 8
+# FID-5K's own reference, as the paper's 10,000..14,999 of 50,000: after twice the evaluated images, as
+# many as they (validation images 17..24 by file name), disjoint from them (palette.reference_sets).
+IMAGENET_FID5K_REFERENCE_OFFSET = 16
+IMAGENET_FID5K_REFERENCE = 8
 
 # The first three Places365 categories, as categories_places365.txt names them.
 PLACES2_CATEGORIES = ("/a/airfield", "/a/airplane_cabin", "/a/airport_terminal")
@@ -131,6 +135,7 @@ def build_imagenet(root: str | Path, val_layout: str = "flat") -> dict:
     (val/ILSVRC2012_val_000000NN.JPEG) with the per-image wnid list beside val/, or with
     `val_layout` "wnid" in val/<wnid>/ and no label file (the folders are the labels); a
     ctest10k-style list of 12 of them (root/ctest10k.txt, "NAME CLASS" lines) served by file://.
+    FID-5K is validation images 1..8 by file name, its own reference 17..24.
     """
     if val_layout not in ("flat", "wnid"):
         raise ValueError(f"--val-layout {val_layout!r}: choose flat or wnid")
@@ -154,7 +159,8 @@ def build_imagenet(root: str | Path, val_layout: str = "flat") -> dict:
     return {
         "root": str(root),
         "expected": {"imagenet_classes": len(IMAGENET_WNIDS), "imagenet_validation": IMAGENET_VALIDATION,
-                     "fid5k": IMAGENET_FID5K},
+                     "fid5k": IMAGENET_FID5K, "fid5k_reference_offset": IMAGENET_FID5K_REFERENCE_OFFSET,
+                     "fid5k_reference": IMAGENET_FID5K_REFERENCE},
         "test_list": {"url": _uri(ctest), "sha256": file_digest(ctest), "expected_count": IMAGENET_CTEST},
     }
 

@@ -24,8 +24,8 @@ rule evaluate:
     input:
         evaluation_set=f"{RESULTS}/evaluation_sets/{{task}}",
         samples=f"{RESULTS}/samples/{{experiment}}/{{task}}/{{sampler}}",
-        # FID reference statistics and CA labels (rules/reference.smk), the staged weights
-        reference=evaluation_references()["reference"],
+        # FID reference statistics of the variant's subset, CA labels (rules/reference.smk), the staged weights
+        reference=fid_reference_statistics,
         labels=evaluation_references()["labels"],
         weights=evaluation_references()["weights"],
     output:

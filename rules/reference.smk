@@ -1,12 +1,15 @@
 """Reference: what the evaluation measures against (docs/paper.md, evaluation protocol).
 
 - FID reference statistics (float64 mean and covariance of pool3 features, image count, digests
-  of the file list and of the Inception weights) of the paper's reference set, computed once and
-  reused by every evaluation: ImageNet's 50,000 validation images, Places2's 36,500, CelebA-HQ's
-  held-out images, the demo's validation crops; never the evaluation targets alone. Reference
-  images get the evaluation targets' preprocessing (centre square at dataset.image_size).
+  of the file list and of the Inception weights) of the paper's reference sets, each computed
+  once and reused by every evaluation against it: ImageNet's 50,000 validation images, Places2's
+  36,500, CelebA-HQ's held-out images, the demo's validation crops; never the evaluation targets
+  alone. Reference images get the evaluation targets' preprocessing (centre square at
+  dataset.image_size).
 - FID-5K: the first 5000 ImageNet validation images by file name, the evaluation set of the
-  paper's colorization and JPEG tables (evaluation.subsets).
+  paper's colorization table (evaluation.subsets), and its own reference, 5000 other validation
+  images (positions 10,000..14,999 by file name: imagenet_val_fid5k_reference), as ColTran's
+  evaluator does (docs/paper.md, "Which set and reference each table uses").
 - The ILSVRC2012 validation labels for the paper's CA, checked (fails with instructions): a
   placed label file, or the folder names of a val/<wnid>/ layout.
 - The paper's "ground truth" rows: the evaluation targets scored against the same reference.
@@ -23,6 +26,12 @@ rule list_reference_images:
         # extracted the validation folder); Places2: its validation folder.
         splits=(
             expand(f"{RESULTS}/data/prepared/{{split}}.txt", split=reference_splits())
+            if DATASET["kind"] in SPLIT_REFERENCE_KINDS
+            else []
+        ),
+        # what such a reference must not consist of alone: the test split (the evaluation targets' list)
+        test=(
+            [f"{RESULTS}/data/prepared/test.txt"]
             if DATASET["kind"] in SPLIT_REFERENCE_KINDS
             else []
         ),
@@ -52,21 +61,25 @@ rule list_reference_images:
 
 
 rule reference_statistics:
+    """Statistics of one reference set: the data set's (list_reference_images) or FID-5K's own
+    (list_fid5k_reference), named by its list."""
     input:
-        files=f"{RESULTS}/reference/{REFERENCE_NAME}.txt",
+        files=f"{RESULTS}/reference/{{reference}}.txt",
         weights=evaluation_references()["weights"],
     output:
-        REFERENCE_STATISTICS,
+        f"{RESULTS}/reference/{{reference}}.npz",
     log:
-        f"{RESULTS}/logs/reference/reference_statistics.log",
+        f"{RESULTS}/logs/reference/reference_statistics/{{reference}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/reference/reference_statistics.tsv"
+        f"{RESULTS}/benchmarks/reference/reference_statistics/{{reference}}.tsv"
+    wildcard_constraints:
+        reference="|".join(reference_names()) or "(?!)",
     conda:
         "../envs/palette.yaml"
     resources:
         gpu=1,
     params:
-        name=REFERENCE_NAME,
+        name="{reference}",
         image_size=DATASET["image_size"],
         batch_size=EVALUATION["batch_size"],
         device=EVALUATION["device"],
@@ -94,6 +107,28 @@ if DATASET["kind"] == "imagenet":
         script:
             "../scripts/list_fid5k.py"
 
+    rule list_fid5k_reference:
+        """FID-5K's reference: dataset.expected.fid5k_reference validation images by file name
+        from position dataset.expected.fid5k_reference_offset on, never one FID-5K evaluates.
+        """
+        input:
+            checked=f"{RESULTS}/data/split/test.txt",
+        output:
+            f"{RESULTS}/reference/{FID5K_REFERENCE_NAME}.txt",
+        log:
+            f"{RESULTS}/logs/reference/list_fid5k_reference.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/reference/list_fid5k_reference.tsv"
+        conda:
+            "../envs/workflow.yaml"
+        params:
+            imagenet_val=f"{DATA_ROOT}/imagenet/val",
+            evaluated=EXPECTED["fid5k"],
+            offset=EXPECTED["fid5k_reference_offset"],
+            images=EXPECTED["fid5k_reference"],
+        script:
+            "../scripts/list_fid5k_reference.py"
+
     rule imagenet_labels:
         input:
             # the data rule has checked the layout (and extracted a placed validation archive)
@@ -118,7 +153,7 @@ if DATASET["kind"] == "imagenet":
 rule evaluate_ground_truth:
     input:
         evaluation_set=f"{RESULTS}/evaluation_sets/{{task}}",
-        reference=evaluation_references()["reference"],
+        reference=fid_reference_statistics,
         labels=evaluation_references()["labels"],
         weights=evaluation_references()["weights"],
     output:

@@ -28,6 +28,14 @@ def optional_input(name):
 
 if snakemake.input.weights:  # staged on the login node: no download from here (one line if missing)
     check_staged(snakemake.input.weights[0], weights_for(snakemake.params.metrics))
+subset = snakemake.params.subset
+if snakemake.input.reference:  # the subset's own reference (docs/paper.md, "Which set and reference each table uses")
+    from palette.metrics.fid import FeatureStatistics
+
+    named = FeatureStatistics.load(snakemake.input.reference[0]).name
+    if named != subset["fid_reference"]:
+        raise SystemExit(f"{snakemake.input.reference[0]}: statistics of {named!r}, but {snakemake.wildcards.task} on "
+                         f"{subset['name']} is scored against {subset['fid_reference']!r}")
 evaluation_set = Path(snakemake.input.evaluation_set)
 experiment = getattr(snakemake.wildcards, "experiment", None)
 # The paper's "ground truth" rows score the evaluation targets themselves against the reference.
@@ -45,13 +53,16 @@ results = evaluate_folders(
     progress=False,
     mask_dir=evaluation_set / "mask" if (evaluation_set / "mask").is_dir() else None,
 )
-subset = snakemake.params.subset
 results["evaluation_set"] = {"name": subset["name"], "count": results["n_images"]}
 if "fid" in results:
-    # FID is biased upward at small n: only an FID over the paper's number of images compares.
-    paper_count = subset["paper_count"]
+    # FID is biased upward at small n: only an FID over the paper's number of images, against a reference
+    # of the paper's size (FID-5K: its own 5000; docs/paper.md), compares with the paper's number.
+    paper_count, reference_count = subset["paper_count"], subset["fid_reference_paper_count"]
     results["fid_paper_count"] = paper_count
-    results["fid_comparable"] = paper_count is not None and results["n_images"] >= paper_count
+    results["fid_reference_paper_count"] = reference_count
+    results["fid_comparable"] = (paper_count is not None and results["n_images"] >= paper_count
+                                 and reference_count is not None
+                                 and results["fid_reference"]["count"] >= reference_count)
 results = {
     "experiment": experiment or "ground_truth",
     "task": snakemake.wildcards.task,

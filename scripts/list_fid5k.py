@@ -1,6 +1,6 @@
 """Snakemake entry point: FID-5K, the first 5000 ImageNet validation images by file name (the
-evaluation set of the paper's colorization and JPEG tables; dataset.expected.fid5k images), in
-either validation layout (flat or val/<wnid>/)."""
+evaluation set of the paper's colorization table; dataset.expected.fid5k images), in either
+validation layout (flat or val/<wnid>/). Its reference is scripts/list_fid5k_reference.py's."""
 
 import sys
 

@@ -37,7 +37,7 @@ def _is_on_8bit_grid(tensor):
 def test_task_lists():
     assert deg.TRAINING_TASKS == ("colorization", "inpainting", "uncropping", "jpeg",
                                   "super_resolution", "multitask", "paired")
-    assert len(deg.EVALUATION_TASKS) == 11 and "jpeg_q5" in deg.EVALUATION_TASKS
+    assert len(deg.EVALUATION_TASKS) == 12 and "jpeg_q5" in deg.EVALUATION_TASKS
     assert deg.EVALUATION_TASKS[-1] == "paired" and not deg.task_uses_mask("paired")
     with pytest.raises(ValueError, match="no synthetic degradation"):
         deg.degrade("paired", torch.zeros(3, 8, 8), np.random.default_rng(0))
@@ -47,6 +47,19 @@ def test_task_lists():
         deg.degrade("deblurring", torch.zeros(3, 8, 8), np.random.default_rng(0))
     with pytest.raises(ValueError, match="colorization"):
         deg.task_uses_mask("colourisation")
+
+
+def test_colorization_on_ctest10k_is_colorization_on_other_images():
+    """colorization_ctest10k differs from colorization only in the images it is scored on (docs/paper.md,
+    "Which set and reference each table uses"), never in its inputs."""
+    image = torch.rand(3, 16, 16) * 2 - 1
+    same = deg.degrade("colorization_ctest10k", image, np.random.default_rng(0))
+    assert torch.equal(same.source, deg.degrade("colorization", image, np.random.default_rng(0)).source)
+    assert same.mask is None and not deg.task_uses_mask("colorization_ctest10k")
+    from palette.tasks import colorization_on_test_list
+
+    assert colorization_on_test_list("imagenet") == "colorization_ctest10k"
+    assert colorization_on_test_list("demo_photos") == colorization_on_test_list("places2") == "colorization"
 
 
 @pytest.mark.parametrize("task", [task for task in deg.ALL_TASKS if task != "paired"])  # paired: from files

@@ -76,9 +76,16 @@ def test_imagenet_stand_in_plans_silently_and_its_data_rules_run(tmp_path, val_l
     config = derived_config(tmp_path, "imagenet")
     code, output = snakemake("-n", "--configfile", str(config), str(overlay))
     assert code == 0 and "Missing data:" not in output, output[-3000:]
+    # which reference each variant is scored against (docs/paper.md, "Which set and reference each table uses")
+    scored = {job["wildcards"]: job["input"] for job in planned_jobs(output, "evaluate_ground_truth")}
+    assert "results/reference/imagenet_val_fid5k_reference.npz" in scored["task=colorization"]
+    for task in ("colorization_ctest10k", "jpeg_q5", "uncropping_right"):
+        assert "results/reference/imagenet_val50k.npz" in scored[f"task={task}"]
+        assert "fid5k" not in scored[f"task={task}"]
     results = tmp_path / "results"
     targets = [results / "data" / "split" / "test.txt", results / "data" / "fid5k.txt",
-               results / "data" / "imagenet_labels.csv", results / "reference" / "imagenet_val50k.txt"]
+               results / "data" / "imagenet_labels.csv", results / "reference" / "imagenet_val50k.txt",
+               results / "reference" / "imagenet_val_fid5k_reference.txt"]
     code, output = snakemake(*map(str, targets), "--cores", "2", "--configfile", str(config), str(overlay))
     assert code == 0, output[-3000:]
     validation = tmp_path / "standin" / "imagenet" / "val"
@@ -87,6 +94,11 @@ def test_imagenet_stand_in_plans_silently_and_its_data_rules_run(tmp_path, val_l
     fid5k = read_file_list(targets[1])
     assert [Path(path).name for path in fid5k] == [f"ILSVRC2012_val_{n:08d}.JPEG" for n in range(1, 9)]
     assert all(Path(path).is_file() for path in fid5k)
+    # FID-5K's own reference: the stand-in's 17..24 (dataset.expected.fid5k_reference_offset 16, 8 images), as
+    # the paper's 10,001..15,000; never an evaluated image
+    fid5k_reference = read_file_list(targets[4])
+    assert [Path(path).name for path in fid5k_reference] == [f"ILSVRC2012_val_{n:08d}.JPEG" for n in range(17, 25)]
+    assert all(Path(path).is_file() for path in fid5k_reference) and not set(fid5k) & set(fid5k_reference)
     labels = targets[2].read_text().splitlines()
     assert labels[0] == "name,label" and len(labels) == 25 and {line.split(",")[1] for line in labels[1:]} == set("0123")
     assert len(read_file_list(targets[3])) == 24
@@ -119,6 +131,40 @@ def test_celebahq_stand_in_is_listed(tmp_path):
     assert code == 0 and "Missing data:" not in output, output[-3000:]
     listed = sum(len(read_file_list(results / "data" / "split" / f"{split}.txt")) for split in ("train", "val", "test"))
     assert listed == 40
+
+
+def planned_jobs(output: str, rule: str) -> list[dict[str, str]]:
+    """The dry run's jobs of `rule`, each as its "key: value" lines (input, output, wildcards, ...)."""
+    jobs = []
+    for block in output.split(f"rule {rule}:\n")[1:]:
+        lines = block.split("\n\n")[0].splitlines()
+        jobs.append(dict(line.strip().split(": ", 1) for line in lines if ": " in line))
+    return jobs
+
+
+def test_a_fid5k_reference_past_the_validation_set_is_refused_with_its_key(tmp_path):
+    config = yaml.safe_load(derived_config(tmp_path, "imagenet").read_text())
+    config["dataset"]["expected"] = {"imagenet_validation": 24, "fid5k": 8, "fid5k_reference_offset": 16,
+                                     "fid5k_reference": 16}
+    path = tmp_path / "too_small.yaml"
+    path.write_text(yaml.safe_dump(config))
+    code, output = snakemake("-n", "--configfile", str(path))
+    assert code != 0
+    assert ("dataset.expected.fid5k_reference_offset 16 + dataset.expected.fid5k_reference 16 runs past the 24 "
+            "validation images (dataset.expected.imagenet_validation)") in output, output[-3000:]
+
+
+def test_a_celebahq_reference_of_the_evaluation_targets_alone_is_refused(tmp_path):
+    """Without a validation split the held-out reference would be the test split, the evaluation targets."""
+    config = yaml.safe_load(derived_config(tmp_path, "celebahq").read_text())
+    assert config["dataset"]["split"]["val"] > 0  # the preset's own split holds images out
+    config["dataset"]["split"] = {"train": 0.9, "val": 0.0, "test": 0.1}
+    path = tmp_path / "no_val.yaml"
+    path.write_text(yaml.safe_dump(config))
+    code, output = snakemake("-n", "--configfile", str(path))
+    assert code != 0
+    assert "dataset.split.val is 0, so the FID reference (evaluation.reference.splits: ['val', 'test'])" in output, \
+        output[-3000:]
 
 
 def job_counts(output: str) -> dict[str, int]:

@@ -87,11 +87,12 @@ def make_folder(root: Path, count: int = 12) -> list[Path]:
     return written
 
 
-def make_pairs(root: Path, count: int = 12) -> None:
+def make_pairs(root: Path, count: int = 12, held_out: bool = False) -> None:
     """source/ and target/ with matching names (source .jpg, target .png) in train/ and test/
-    sub-folders: the user's own degradation, here a blur and a colour cast of the target."""
+    sub-folders (and with `held_out` two pairs in val/, an FID reference besides the test pairs):
+    the user's own degradation, here a blur and a colour cast of the target."""
     for index, image in enumerate(_photos(count)):
-        split = "test" if index % 3 == 0 else "train"
+        split = "test" if index % 3 == 0 else "val" if held_out and index in (1, 4) else "train"
         name = f"{split}/pair{index:02d}"
         degraded = cv2.GaussianBlur(image, (5, 5), 1.5)
         degraded = np.clip(degraded.astype(np.int16) + np.array([20, 0, -20]), 0, 255).astype(np.uint8)
@@ -332,9 +333,22 @@ def test_folder_dag_end_to_end(tmp_path):
     assert "Data check" in html and "broken.jpg" in html and "16-bit RGB" in html
 
 
+def test_pairs_without_held_out_images_are_no_fid_reference(tmp_path):
+    """train/ and test/ only: the reference (val + test) would be the test pairs, the evaluation
+    targets themselves (docs/paper.md); the reference listing refuses and says what to add."""
+    make_pairs(tmp_path / "pairs")
+    experiments = {"mine": {"train": {"task": "paired"}, "evaluate_on": ["paired"]}}
+    config = _config(tmp_path, {"kind": "paired", "root": str(tmp_path / "pairs")}, experiments)
+    target = tmp_path / "results" / "reference" / "paired_heldout.txt"
+    run = _snakemake(str(target), "--cores", "1", "--configfile", str(config))
+    assert run.returncode != 0 and not target.exists(), run.stdout[-3000:]
+    log = (tmp_path / "results" / "logs" / "reference" / "list_reference_images.log").read_text()
+    assert "all 4 FID reference images are test images" in log and "a val/ sub-folder of dataset.root" in log
+
+
 @pytest.mark.slow
 def test_paired_dag_end_to_end(tmp_path):
-    make_pairs(tmp_path / "pairs")
+    make_pairs(tmp_path / "pairs", held_out=True)
     experiments = {"mine": {"role": "task_model", "description": "my scanner", "train": {"task": "paired"},
                             "evaluate_on": ["paired"]}}
     config = _config(tmp_path, {"kind": "paired", "root": str(tmp_path / "pairs")}, experiments)

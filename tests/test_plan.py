@@ -75,8 +75,9 @@ def test_plan_of_the_ci_config_matches_a_hand_computation():
 
 
 @pytest.mark.parametrize("preset, sizes", [
-    ("imagenet.yaml", {"colorization": (5000, "fid5k"), "jpeg_q5": (5000, "fid5k"), "jpeg_q10": (5000, "fid5k"),
-                       "jpeg_q20": (5000, "fid5k"), "inpainting_center": (10000, "ctest10k"),
+    ("imagenet.yaml", {"colorization": (5000, "fid5k"), "colorization_ctest10k": (10000, "ctest10k"),
+                       "jpeg_q5": (10000, "ctest10k"), "jpeg_q10": (10000, "ctest10k"),
+                       "jpeg_q20": (10000, "ctest10k"), "inpainting_center": (10000, "ctest10k"),
                        "inpainting_freeform_10_20": (10000, "ctest10k"), "uncropping_right": (10000, "ctest10k"),
                        "super_resolution": (10000, "ctest10k")}),
     ("places2.yaml", {"inpainting_center": (10950, "places10k"), "uncropping_right": (10950, "places10k")}),
@@ -93,8 +94,11 @@ def test_every_preset_plans_without_flags_at_the_real_set_sizes(preset, sizes, s
             inputs = sizes.get(row["job"].split("/")[1], found[row["job"].split("/")[1]])[0]
             per_input = 1 if row["job"].endswith("/regression") else config["sampling"]["samples_per_input"]
             assert row["images"] == inputs * per_input
-    reference = {"imagenet.yaml": 50000, "places2.yaml": 36500, "celebahq.yaml": 3000}[preset]
-    assert re.search(rf"^  {reference:,} images: (~\d+|<1) min of 240 min", out, re.M)
+    # the data set's reference (CelebA-HQ: its val and test splits) and, for FID-5K, FID-5K's own 5000
+    references = {"imagenet.yaml": [50000, 5000], "places2.yaml": [36500], "celebahq.yaml": [6000]}[preset]
+    for reference in references:
+        assert re.search(rf"^  {reference:,} images: (~\d+|<1) min of 240 min", out, re.M)
+    assert [row["inputs"] for row in numbers["rows"] if row.get("rule") == "reference_statistics"] == references
 
 
 def test_one_line_per_model_and_per_sampling_run_and_totals_are_their_sums(stand_in_network, tmp_path, capsys):
@@ -106,7 +110,7 @@ def test_one_line_per_model_and_per_sampling_run_and_totals_are_their_sums(stand
     for name in config["experiments"]:
         assert sum(line.split()[0] == name for line in lines if line.strip()) == 1, name
     runs = evaluation_runs(config)
-    assert len(runs) == 31
+    assert len(runs) == 33  # colorization and its regression also on colorization_ctest10k
     for run in runs:
         assert sum(line.split()[0] == run for line in lines if line.strip()) == 1, run
     rows = numbers["rows"]

@@ -6,9 +6,13 @@ from __future__ import annotations
 import pytest
 
 from palette.reference_sets import (
+    FID5K_REFERENCE_NAME,
     IMAGENET_LABEL_FILES,
     evaluation_subset_name,
     fid5k_files,
+    fid5k_reference_files,
+    fid5k_reference_problem,
+    fid_reference_name,
     imagenet_folder_labels,
     imagenet_validation_files,
     imagenet_validation_labels,
@@ -16,6 +20,8 @@ from palette.reference_sets import (
     paper_evaluation_count,
     read_imagenet_validation_labels,
     reference_name,
+    reference_split_problem,
+    reference_targets_problem,
 )
 
 VAL_NUMBERS = [7, 1, 12, 3, 10, 2, 5, 11, 4, 9, 6, 8]  # created out of order
@@ -49,6 +55,50 @@ def test_fid5k_is_the_first_validation_images_by_name_whatever_the_layout_and_or
     assert fid5k_files(tmp_path, 5) == chosen  # deterministic
     with pytest.raises(ValueError, match="FID-5K needs 5000"):
         fid5k_files(tmp_path, 5000)
+
+
+@pytest.mark.parametrize("layout", ["flat", "wnid"])
+def test_fid5k_reference_is_later_validation_images_never_the_evaluated_ones(tmp_path, layout):
+    """FID-5K after ColTran (docs/paper.md, "Which set and reference each table uses"): the first images
+    by file name are evaluated, `count` others from position `offset` on are the reference."""
+    make_validation(tmp_path, layout)  # images 1..12
+    evaluated = fid5k_files(tmp_path, 4)
+    reference = fid5k_reference_files(tmp_path, evaluated=4, offset=8, count=4)
+    assert [path.name for path in reference] == [val_name(n) for n in (9, 10, 11, 12)]
+    assert all(path.is_file() for path in reference) and not set(evaluated) & set(reference)
+    assert fid5k_reference_files(tmp_path, 4, 4, 4) == list(imagenet_validation_files(tmp_path).values())[4:8]
+    with pytest.raises(ValueError, match="dataset.expected.fid5k_reference_offset is 3: .* overlap the 4 evaluated"):
+        fid5k_reference_files(tmp_path, evaluated=4, offset=3, count=4)
+    with pytest.raises(ValueError, match=r"validation images 9..13 .*fid5k_reference_offset 8.*found 12"):
+        fid5k_reference_files(tmp_path, evaluated=4, offset=8, count=5)
+
+
+def test_fid5k_reference_sizes_are_checked_when_the_dag_is_built():
+    paper = {"fid5k": 5000, "fid5k_reference_offset": 10000, "fid5k_reference": 5000, "imagenet_validation": 50000}
+    assert fid5k_reference_problem(paper) is None
+    assert "dataset.expected.fid5k_reference_offset is 4000" in fid5k_reference_problem(
+        dict(paper, fid5k_reference_offset=4000))
+    too_small = fid5k_reference_problem(dict(paper, imagenet_validation=12000))
+    assert "dataset.expected.fid5k_reference 5000 runs past the 12000 validation images" in too_small
+
+
+def test_each_subset_names_its_fid_reference():
+    assert fid_reference_name("imagenet", "fid5k") == FID5K_REFERENCE_NAME == "imagenet_val_fid5k_reference"
+    assert fid_reference_name("imagenet", "test") == "imagenet_val50k"
+    assert fid_reference_name("places2", "test") == "places2_val36500"
+
+
+def test_a_reference_of_test_images_only_is_refused():
+    """CelebA-HQ or the demo with no validation split would score the outputs against their own ground truth."""
+    fractions = {"train": 0.9, "val": 0.0, "test": 0.1}
+    problem = reference_split_problem(["val", "test"], fractions, {})
+    assert problem.startswith("dataset.split.val is 0, so the FID reference")
+    assert reference_split_problem(["val", "test"], dict(fractions, val=0.1), {}) is None
+    assert reference_split_problem(["val"], fractions, {"val": ["chelsea"]}) is None  # held-out photos fill val
+    assert "evaluation.reference.splits is ['test']" in reference_split_problem(["test"], fractions, {})
+    assert "all 2 FID reference images are test images" in reference_targets_problem(["a.png", "b.png"],
+                                                                                      ["a.png", "b.png", "c.png"])
+    assert reference_targets_problem(["a.png", "v.png"], ["a.png", "b.png"]) is None
 
 
 @pytest.mark.parametrize("layout", ["flat", "wnid"])

@@ -12,7 +12,13 @@ from PIL import Image
 from snakemake.utils import validate
 
 from palette.config import deep_merge
-from palette.reference_sets import fid5k_files, imagenet_validation_files, imagenet_validation_labels
+from palette.reference_sets import (
+    fid5k_files,
+    fid5k_reference_files,
+    fid5k_reference_problem,
+    imagenet_validation_files,
+    imagenet_validation_labels,
+)
 from palette.standins import IMAGENET_WNIDS, OVERLAY_NAME, build, main
 from palette.workflow_data import (
     PLACES365_ARCHIVES,
@@ -61,7 +67,8 @@ def test_imagenet_stand_in_passes_the_layout_check_and_the_listings(built, name)
     root = built[name]
     config = merged_config("imagenet", root)
     dataset, expected = config["dataset"], config["dataset"]["expected"]
-    assert expected == dict(expected, imagenet_classes=4, imagenet_validation=24, fid5k=8)
+    assert expected == dict(expected, imagenet_classes=4, imagenet_validation=24, fid5k=8,
+                            fid5k_reference_offset=16, fid5k_reference=8)
     assert Path(dataset["root"]) == root and missing_data(dataset, config["evaluation"]) == []
     imagenet = root / "imagenet"
     check_imagenet_layout(imagenet, min_classes=4, expected_val=24)
@@ -73,7 +80,14 @@ def test_imagenet_stand_in_passes_the_layout_check_and_the_listings(built, name)
     listed = download(dataset["test_list"]["url"], root / "fetched.txt", sha256=dataset["test_list"]["sha256"])
     ctest = read_ctest10k(listed, expected_count=dataset["test_list"]["expected_count"])
     assert len(ctest) == 12 and set(ctest) <= set(validation)
-    assert [p.name for p in fid5k_files(imagenet / "val", expected["fid5k"])] == list(validation)[:8]
+    # FID-5K: the first 8 by file name; its reference 17..24, as the paper's 10,001..15,000 of 50,000:
+    # disjoint from the evaluated images (docs/paper.md, "Which set and reference each table uses")
+    evaluated = fid5k_files(imagenet / "val", expected["fid5k"])
+    reference = fid5k_reference_files(imagenet / "val", expected["fid5k"], expected["fid5k_reference_offset"],
+                                      expected["fid5k_reference"])
+    assert [p.name for p in evaluated] == list(validation)[:8]
+    assert [p.name for p in reference] == list(validation)[16:24] and not set(evaluated) & set(reference)
+    assert fid5k_reference_problem(expected) is None
     labels, source = imagenet_validation_labels(imagenet, imagenet / "val", expected=24, classes=4)
     assert sorted(set(labels.values())) == [0, 1, 2, 3] and len(labels) == 24
     assert ("<wnid>" in source) == (name == "imagenet_wnid")

@@ -1,9 +1,9 @@
 """FID reference statistics of a reference image set (which sets: palette.reference_sets).
 
-docs/paper.md, evaluation protocol: FID is measured against statistics of the *full validation
-set* (ImageNet: 50,000 images; Places2: 36,500), not against the evaluation targets themselves;
-the colorization and JPEG tables use FID-5K (the first 5000 ImageNet validation images) as the
-evaluation set, the others ctest10k (ImageNet) or places10k (Places2).
+docs/paper.md, "Which set and reference each table uses": ctest10k (ImageNet) and places10k
+(Places2) are measured against statistics of the *full validation set* (50,000 images; 36,500),
+never against the evaluation targets alone; the colorization table's FID-5K (the first 5000
+ImageNet validation images) against 5000 *other* validation images, its own reference.
 
 Reference images get exactly the evaluation targets' preprocessing (`palette.data`'s largest
 centre square resized to the model's image size) before clean-fid's resize to 299, so that the
