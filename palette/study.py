@@ -6,7 +6,8 @@ seeded generator) and asks which one is the real photograph (docs/paper.md, Eval
 model's output for that input; in a catch trial it is the real image visibly degraded (blurred,
 blocky and noisy), so a rater who is not looking fails them. The fool rate is the fraction of model
 trials where the rater picked the model's output (50 % = indistinguishable; the paper reports
-47.8 % for colorization), with a binomial 95 % interval.
+47.8 % for colorization), with a 95 % interval from resampling raters (a cluster bootstrap: each
+rater answers many trials, so trials are not independent; `score_study` says why).
 
 Three parts, torch-free:
 - `build_study(set_dir, samples_dir, out_dir, ...)` writes `out_dir/study.json` (raters with their
@@ -17,7 +18,7 @@ Three parts, torch-free:
   trial. Bad input (an unknown token, a trial id not this rater's or not the current one, a second
   answer to a trial, a malformed request) gets an HTTP 4xx with a one-line reason and is never
   written.
-- `score_study(study_dir)` turns the answers into the fool rate and its interval.
+- `score_study(study_dir)` turns the answers into the fool rate and its interval over raters.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ ANSWER_COLUMNS = ["study_id", "time_utc", "rater", "trial", "index", "kind", "na
 # The paper's fool rates by evaluation task (docs/paper.md, Target numbers).
 PAPER_FOOL_RATES = {"colorization": 47.8}
 QUESTION = "Which image is a real photograph?"
+# Resamples of the interval over raters: milliseconds for tens of raters, and enough that its ends
+# move by only about 1/40 of the fool rate's standard error from one seed to another.
+BOOTSTRAP_RESAMPLES = 10_000
 
 
 class StudyError(ValueError):
@@ -452,11 +456,49 @@ def binomial_interval(successes: int, trials: int, confidence: float = 0.95, met
     return float(interval.low), float(interval.high)
 
 
+def rater_bootstrap_interval(fooled_per_rater, trials_per_rater, confidence: float = 0.95,
+                             resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float] | None:
+    """Percentile interval of the pooled fool rate (a fraction) from a cluster bootstrap over raters,
+    or None with fewer than 2 raters (one rater says nothing about how raters vary).
+
+    Each resample draws as many raters as there are, with replacement, keeping each drawn rater's
+    trials together, and recomputes the pooled rate (fooled over model trials of the drawn raters,
+    the same ratio as the fool rate itself); the interval is the central `confidence` share of the
+    resampled rates. With few raters (under about 10) percentile intervals run somewhat narrow.
+    """
+    fooled = np.asarray(fooled_per_rater, np.float64)
+    trials = np.asarray(trials_per_rater, np.float64)
+    if len(trials) < 2:
+        return None
+    if (trials <= 0).any():
+        raise ValueError("every rater in the bootstrap needs at least one model trial")
+    rng = np.random.default_rng(seed)
+    # times each rater is drawn in each resample: the same as drawing raters with replacement
+    draws = rng.multinomial(len(trials), np.full(len(trials), 1.0 / len(trials)), size=resamples)
+    rates = (draws @ fooled) / (draws @ trials)
+    tail = (1.0 - confidence) / 2
+    low, high = np.quantile(rates, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
 def score_study(study_dir: str | Path, answers: str | Path | None = None, min_catch_accuracy: float = 1.0,
-                method: str = "wilson") -> dict:
+                method: str = "wilson", resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
     """The fool rate (% of model trials where the model's output was picked as real) with its 95 %
     interval, over raters who answered at least one catch trial and got at least
-    `min_catch_accuracy` of them right (the others are counted and named as excluded)."""
+    `min_catch_accuracy` of them right (the others are counted and named as excluded).
+
+    The interval (`ci_low`, `ci_high`) comes from resampling raters (`rater_bootstrap_interval`,
+    `resamples` draws seeded by `seed`), not trials: every rater answers many trials, and raters
+    differ (one is fooled often, another hardly ever), so trials of one rater are correlated and an
+    interval that pools them as independent is too narrow, the more so the more trials each rater
+    answers. Resampling raters keeps that correlation and needs no model of it; with independent
+    trials it gives about the binomial interval. It is never reported narrower than the pooled
+    binomial interval (`pooled_ci_low`, `pooled_ci_high`; `method` 'wilson' or 'exact', kept
+    beside it): a rater's trials share one eye and one criterion, so they are no less variable
+    than independent trials, and a narrower bootstrap only shows how few raters there are to see
+    the spread (with every rater at 0 %, resampling them sees none at all); `interval` then says
+    it was widened. Fewer than 2 raters: no interval, and `interval` says so.
+    """
     study_dir = study_folder(study_dir)
     study = load_study(study_dir)
     log_path = Path(answers) if answers else study_dir / ANSWERS_FILE
@@ -465,7 +507,8 @@ def score_study(study_dir: str | Path, answers: str | Path | None = None, min_ca
     for row in rows:
         by_rater.setdefault(row["rater"], []).append(row)
     included, excluded = [], []
-    fooled = model_trials = catch_right = catch_total = 0
+    fooled_per_rater, trials_per_rater = [], []  # included raters with at least one model trial
+    catch_right = catch_total = 0
     for token, answers_of in by_rater.items():
         catches = [r for r in answers_of if r["kind"] == "catch"]
         right = sum(int(r["picked_real"]) for r in catches)
@@ -475,15 +518,31 @@ def score_study(study_dir: str | Path, answers: str | Path | None = None, min_ca
         included.append(token)
         catch_right, catch_total = catch_right + right, catch_total + len(catches)
         model_rows = [r for r in answers_of if r["kind"] == "model"]
-        model_trials += len(model_rows)
-        fooled += sum(1 - int(r["picked_real"]) for r in model_rows)
-    low, high = binomial_interval(fooled, model_trials, method=method) if model_trials else (None, None)
+        if model_rows:
+            fooled_per_rater.append(sum(1 - int(r["picked_real"]) for r in model_rows))
+            trials_per_rater.append(len(model_rows))
+    fooled, model_trials, interval_raters = sum(fooled_per_rater), sum(trials_per_rater), len(trials_per_rater)
+    pooled = binomial_interval(fooled, model_trials, method=method) if model_trials else None
+    by_raters = rater_bootstrap_interval(fooled_per_rater, trials_per_rater, resamples=resamples, seed=seed)
+    if by_raters is not None:
+        interval = f"cluster bootstrap over {interval_raters} raters (95 %, {resamples} resamples, percentile)"
+        if by_raters[0] > pooled[0] or by_raters[1] < pooled[1]:
+            by_raters = (min(by_raters[0], pooled[0]), max(by_raters[1], pooled[1]))
+            interval += ", widened to contain the pooled binomial interval"
+    else:
+        interval = f"fewer than 2 raters ({interval_raters} with model trials): an interval over raters needs 2 or more"
     return {
         "study_id": study["study_id"], "label": study.get("label", ""), "task": study.get("task", ""),
         "paper_fool_rate": study.get("paper_fool_rate"),
         "fool_rate": 100.0 * fooled / model_trials if model_trials else None,
-        "ci_low": None if low is None else 100.0 * low, "ci_high": None if high is None else 100.0 * high,
-        "interval": f"binomial 95 % ({'Wilson' if method == 'wilson' else 'Clopper-Pearson'})",
+        "ci_low": None if by_raters is None else 100.0 * by_raters[0],
+        "ci_high": None if by_raters is None else 100.0 * by_raters[1],
+        "interval": interval, "interval_method": None if by_raters is None else "cluster_bootstrap",
+        "interval_raters": interval_raters, "bootstrap_resamples": resamples, "bootstrap_seed": seed,
+        "pooled_ci_low": None if pooled is None else 100.0 * pooled[0],
+        "pooled_ci_high": None if pooled is None else 100.0 * pooled[1],
+        "pooled_interval": (f"binomial 95 %, {'Wilson' if method == 'wilson' else 'Clopper-Pearson'}, trials pooled "
+                            "as if independent (too narrow when raters differ)"),
         "fooled": fooled, "model_trials": model_trials, "answers": len(rows),
         "raters": len(study["raters"]), "raters_answered": len(by_rater), "raters_included": len(included),
         "raters_excluded": excluded, "catch_accuracy": 100.0 * catch_right / catch_total if catch_total else None,

@@ -9,6 +9,8 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from palette.study import BOOTSTRAP_RESAMPLES  # torch-free, so --help stays quick
+
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     build = actions.add_parser("build", help="build a study from an evaluation set and a model's samples")
     build.add_argument("--set", required=True, help="evaluation set (SET/target/NAME.png are the real images)")
@@ -27,13 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0 = any free one)")
     serve.add_argument("--answers", default=None, help="answers CSV (default: STUDY_DIR/answers.csv)")
 
-    score = actions.add_parser("score", help="fool rate with a binomial 95 %% interval from the answers")
+    score = actions.add_parser("score", help="fool rate with a 95 %% interval over raters (cluster bootstrap)")
     score.add_argument("study_dir", help="the study folder, or the workflow's results folder")
     score.add_argument("--answers", default=None, help="answers CSV (default: STUDY_DIR/answers.csv)")
     score.add_argument("--min-catch-accuracy", type=float, default=1.0,
                        help="raters below this fraction of catch trials right are excluded (default: %(default)s)")
     score.add_argument("--method", choices=("wilson", "exact"), default="wilson",
-                       help="interval: wilson or exact (Clopper-Pearson) (default: %(default)s)")
+                       help="the pooled binomial interval shown beside it: wilson or exact (Clopper-Pearson) "
+                            "(default: %(default)s)")
+    score.add_argument("--resamples", type=int, default=BOOTSTRAP_RESAMPLES,
+                       help="cluster bootstrap resamples of the raters (default: %(default)s)")
+    score.add_argument("--seed", type=int, default=0, help="seeds the bootstrap (default: %(default)s)")
     score.add_argument("--json", default=None, help="also write the score as JSON here")
 
 
@@ -60,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             server.server_close()
         return 0
-    result = study.score_study(args.study_dir, args.answers, args.min_catch_accuracy, args.method)
+    result = study.score_study(args.study_dir, args.answers, args.min_catch_accuracy, args.method,
+                               resamples=args.resamples, seed=args.seed)
     if args.json:
         from palette.files import atomic_write
 
@@ -75,6 +82,11 @@ def format_score(result: dict) -> str:
         return (f"no scorable answers yet ({result['answers']} answers, {result['raters_included']} of "
                 f"{result['raters_answered']} raters passed the catch trials)")
     paper = f"; paper {result['paper_fool_rate']} %" if result["paper_fool_rate"] is not None else ""
+    if result["ci_low"] is None:
+        interval = f"no 95 % interval ({result['interval']})"
+    else:
+        interval = f"95 % interval {result['ci_low']:.1f}-{result['ci_high']:.1f} % ({result['interval']})"
+    pooled = f"{result['pooled_ci_low']:.1f}-{result['pooled_ci_high']:.1f} % ({result['pooled_interval']})"
     return (f"fool rate {result['fool_rate']:.1f} % ({result['fooled']}/{result['model_trials']} model trials), "
-            f"{result['interval']} interval {result['ci_low']:.1f}-{result['ci_high']:.1f} %; "
+            f"{interval}; pooled {pooled}; "
             f"{result['raters_included']} raters included, {len(result['raters_excluded'])} excluded by catch trials{paper}")

@@ -1,4 +1,4 @@
-"""Snakemake entry point: the fool rate of the study's answers, with its binomial 95 % interval."""
+"""Snakemake entry point: the fool rate of the study's answers, with its 95 % interval over raters (cluster bootstrap)."""
 
 import json
 import sys

@@ -90,13 +90,124 @@ def test_score_matches_a_hand_count_and_excludes_raters_failing_catch_trials(stu
     assert (result["fooled"], result["model_trials"]) == (fooled, total) == (result["fooled"], 8)
     assert result["fool_rate"] == pytest.approx(100 * fooled / total)
     assert result["raters_included"] == 2 and len(result["raters_excluded"]) == 1
-    # Wilson interval by hand: (p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)
+    # the pooled Wilson interval by hand: (p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)
     z, n, p = 1.959963984540054, total, fooled / total
     centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    assert result["ci_low"] == pytest.approx(100 * (centre - half) / (1 + z * z / n))
-    assert result["ci_high"] == pytest.approx(100 * (centre + half) / (1 + z * z / n))
+    assert result["pooled_ci_low"] == pytest.approx(100 * (centre - half) / (1 + z * z / n))
+    assert result["pooled_ci_high"] == pytest.approx(100 * (centre + half) / (1 + z * z / n))
+    assert "Wilson" in result["pooled_interval"] and "pooled" in result["pooled_interval"]
+    # the reported interval resamples the two kept raters
+    assert result["interval"].startswith("cluster bootstrap over 2 raters") and result["interval_raters"] == 2
+    assert result["ci_low"] <= result["pooled_ci_low"] <= result["fool_rate"]
+    assert result["fool_rate"] <= result["pooled_ci_high"] <= result["ci_high"]
     lenient = S.score_study(study_dir, min_catch_accuracy=0.0)
     assert lenient["raters_included"] == 3 and lenient["model_trials"] == 12
+
+
+# ---------------------------------------------------------------------------------------------
+# The interval over raters
+
+
+def _rater_dependent_answers(tmp_path, raters, trials_per_rater, fooled_raters):
+    """A study of `raters` raters answered in full: the first `fooled_raters` pick the model's output
+    in every model trial, the others never do; everyone gets the catch trials right."""
+    S.build_study(tmp_path / "set", tmp_path / "samples", tmp_path / "many", raters=raters,
+                  trials_per_rater=trials_per_rater, catch_trials=2, seed=3, task="colorization")
+    study = S.load_study(tmp_path / "many")
+    log = S.AnswerLog(study, tmp_path / "many" / S.ANSWERS_FILE)
+    fooled_tokens = set(list(study["raters"])[:fooled_raters])
+    flip = {"left": "right", "right": "left"}
+    _answer_all(log, study, lambda token, trial: flip[trial["real_side"]]
+                if trial["kind"] == "model" and token in fooled_tokens else trial["real_side"])
+    return tmp_path / "many"
+
+
+def test_interval_over_raters_is_wide_when_raters_differ(study_dir, tmp_path):
+    # half the raters always fooled, half never: the answers say little more than 20 coin flips,
+    # one per rater, however many trials each answered
+    many = _rater_dependent_answers(tmp_path, raters=20, trials_per_rater=12, fooled_raters=10)
+    result = S.score_study(many)
+    assert (result["fool_rate"], result["model_trials"], result["interval_raters"]) == (50.0, 200, 20)
+    assert result["interval"] == "cluster bootstrap over 20 raters (95 %, 10000 resamples, percentile)"
+    width = result["ci_high"] - result["ci_low"]
+    pooled_width = result["pooled_ci_high"] - result["pooled_ci_low"]
+    assert width > 2.5 * pooled_width  # ~sqrt(10 trials per rater) wider
+    # the rate of 20 raters who are each fooled always or never: Binomial(20, 1/2) / 20, whose
+    # central 95 % is 30-70 %
+    assert result["ci_low"] == pytest.approx(30, abs=3) and result["ci_high"] == pytest.approx(70, abs=3)
+
+
+def test_interval_over_raters_is_never_narrower_than_the_pooled_one(tmp_path, study_dir):
+    # no rater is ever fooled: resampling raters sees no spread and collapses to 0-0 %, which
+    # forgets that 60 trials could still hide a small fool rate
+    never = _rater_dependent_answers(tmp_path, raters=6, trials_per_rater=12, fooled_raters=0)
+    result = S.score_study(never)
+    assert S.rater_bootstrap_interval([0] * 6, [10] * 6) == (0.0, 0.0)
+    assert result["fool_rate"] == 0.0 and result["pooled_ci_high"] > 5
+    assert (result["ci_low"], result["ci_high"]) == (result["pooled_ci_low"], result["pooled_ci_high"])
+    assert result["interval"].endswith("widened to contain the pooled binomial interval")
+
+
+def test_interval_over_raters_covers_the_true_rate_where_the_pooled_one_does_not():
+    # 200 simulated studies of 20 raters x 10 model trials; each rater has their own rate (drawn
+    # from a population whose mean is 50 %): always or never fooled, or a Beta(2, 2) rate
+    rng = np.random.default_rng(0)
+    trials = np.full(20, 10)
+    for rater_rates, at_least, pooled_at_most in (
+        (lambda: rng.choice([0.0, 1.0], 20), 0.9, 0.6),
+        (lambda: rng.beta(2.0, 2.0, 20), 0.9, 0.85),
+    ):
+        covered = pooled_covered = 0
+        for study in range(200):
+            fooled = rng.binomial(trials, rater_rates())
+            low, high = S.rater_bootstrap_interval(fooled, trials, resamples=2000, seed=study)
+            pooled_low, pooled_high = S.binomial_interval(int(fooled.sum()), int(trials.sum()))
+            covered += low <= 0.5 <= high
+            pooled_covered += pooled_low <= 0.5 <= pooled_high
+        assert covered / 200 >= at_least and pooled_covered / 200 <= pooled_at_most, (covered, pooled_covered)
+
+
+def test_interval_over_raters_matches_the_binomial_one_for_independent_trials():
+    # every rater fooled at 30 %, independently in every trial: the trials are independent
+    rng = np.random.default_rng(1)
+    trials = np.full(200, 20)
+    fooled = rng.binomial(trials, 0.3)
+    low, high = S.rater_bootstrap_interval(fooled, trials)
+    pooled_low, pooled_high = S.binomial_interval(int(fooled.sum()), int(trials.sum()))
+    assert low == pytest.approx(pooled_low, abs=0.003) and high == pytest.approx(pooled_high, abs=0.003)
+    assert (high - low) / (pooled_high - pooled_low) == pytest.approx(1.0, abs=0.1)
+
+
+def test_interval_over_raters_is_seeded_and_needs_two_raters(study_dir):
+    trials = np.array([10, 12, 9, 11, 10, 8, 12, 10, 9, 11, 10, 12])
+    fooled = np.array([2, 9, 4, 6, 5, 1, 7, 3, 8, 4, 6, 5])
+    assert S.rater_bootstrap_interval(fooled, trials, seed=4) == S.rater_bootstrap_interval(fooled, trials, seed=4)
+    assert S.rater_bootstrap_interval(fooled, trials, seed=4) != S.rater_bootstrap_interval(fooled, trials, seed=5)
+    assert S.rater_bootstrap_interval([3], [10]) is None
+    with pytest.raises(ValueError, match="at least one model trial"):
+        S.rater_bootstrap_interval([0, 1], [0, 4])
+
+    study = S.load_study(study_dir)
+    log = S.AnswerLog(study, study_dir / S.ANSWERS_FILE)
+    token = next(iter(study["raters"]))
+    for trial in study["raters"][token]:  # one rater only
+        log.record(token, trial["id"], trial["real_side"] if trial["kind"] == "catch" else "left")
+    result = S.score_study(study_dir)
+    assert result["fool_rate"] is not None and result["pooled_ci_low"] is not None
+    assert (result["ci_low"], result["ci_high"], result["interval_method"]) == (None, None, None)
+    assert result["interval"].startswith("fewer than 2 raters (1 with model trials)")
+    from palette.study_cli import format_score
+
+    assert "no 95 % interval (fewer than 2 raters" in format_score(result)
+
+
+def test_score_is_the_same_for_the_same_seed(tmp_path, study_dir):
+    many = _rater_dependent_answers(tmp_path, raters=6, trials_per_rater=8, fooled_raters=2)
+    first, again = S.score_study(many, seed=7), S.score_study(many, seed=7)
+    assert first == again and first["bootstrap_seed"] == 7
+    other = S.score_study(many, seed=8, resamples=20_000)
+    assert other["bootstrap_resamples"] == 20_000
+    assert (other["ci_low"], other["ci_high"]) == pytest.approx((first["ci_low"], first["ci_high"]), abs=3)
 
 
 def test_answer_log_survives_a_crash_and_refuses_another_studys_file(study_dir, tmp_path):
@@ -183,6 +294,15 @@ def test_cli_score_prints_the_fool_rate(study_dir, capsys):
     assert "no scorable answers yet" in capsys.readouterr().out
     assert json.loads((study_dir / "score.json").read_text())["fool_rate"] is None
     assert main(["study", "score", str(study_dir.parent / "nowhere")]) == 2
+
+    study = S.load_study(study_dir)
+    log = S.AnswerLog(study, study_dir / S.ANSWERS_FILE)
+    _answer_all(log, study, lambda token, trial: trial["real_side"] if trial["kind"] == "catch" else "left")
+    assert main(["study", "score", str(study_dir), "--seed", "3", "--json", str(study_dir / "score.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "cluster bootstrap over 3 raters" in printed and "Wilson, trials pooled as if independent" in printed
+    score = json.loads((study_dir / "score.json").read_text())
+    assert score == S.score_study(study_dir, seed=3)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ an .npz, one row per image in `names` order.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -129,6 +130,46 @@ def _classifier_results(name: str, labelled: bool) -> tuple[str, str]:
     return "classifier_agreement", f"classifier agreement ({title}): output classified like its ground truth"
 
 
+@dataclass
+class _Evaluation:
+    """One evaluation between its steps: the matched files, the models the chosen metrics need
+    (loaded once), and the per-image arrays the pass over the images fills in (None when the
+    metric was not chosen)."""
+
+    chosen: list[str]
+    gt_dir: Path
+    folders: list[Path]  # sample_K folders, or the sample folder itself
+    gt_paths: list[Path]
+    sample_paths: list[list[Path]]  # one list per folder, in gt_paths order; [0] is scored against the GT
+    mask_dir: Path | None
+    inception: object = None
+    reference: FeatureStatistics | None = None  # FID reference given by the caller
+    gt_stats: StreamingStatistics | None = None  # FID reference streamed from the ground truth instead
+    need_gt_features: bool = False
+    classifier_model: object = None
+    truth: np.ndarray | None = None  # class labels of the ground truth, when given
+    lpips_model: object = None
+    diversity: list[str] = field(default_factory=list)
+    quality: list[str] = field(default_factory=list)
+    out_features: np.ndarray | None = None
+    pd_values: np.ndarray | None = None
+    predictions: np.ndarray | None = None
+    gt_predictions: np.ndarray | None = None
+    quality_values: dict | None = None
+    noise_energy: dict | None = None
+    lpips_values: np.ndarray | None = None
+    ms_ssim_values: np.ndarray | None = None
+    scales_used: set = field(default_factory=set)
+
+    @property
+    def count(self) -> int:
+        return len(self.gt_paths)
+
+    @property
+    def out_paths(self) -> list[Path]:
+        return self.sample_paths[0]
+
+
 def evaluate_folders(
     gt_dir: str | os.PathLike,
     sample_dir: str | os.PathLike,
@@ -159,6 +200,9 @@ def evaluate_folders(
     per_image_path: where to write the per-image values (.npz), or None.
     mask_dir: the evaluation set's masks (NAME.png, white = generated): the noise ratio then
     covers the generated pixels only, where a masked task's noise is (the rest is the input's).
+
+    Steps: match the files, load the models, one pass over the images for the per-image numbers,
+    then the set metrics from those numbers, then the per-image file.
     """
     from palette.weights import WEIGHTS, weights_dir as resolve_weights_dir
 
@@ -167,36 +211,51 @@ def evaluate_folders(
     unknown = sorted(set(paths) - set(WEIGHTS))
     if unknown:
         raise ValueError(f"unknown weight names {unknown}; known: {', '.join(WEIGHTS)}")
+    run = _match_files(gt_dir, sample_dir, chosen, mask_dir)
+    results: dict = {"n_images": run.count, "num_samples": len(run.folders),
+                     "ground_truth": str(run.gt_dir), "samples": [str(f) for f in run.folders]}
+    if stats_cache_dir is None:
+        stats_cache_dir = resolve_weights_dir(weights_dir).parent / "fid_stats"
+    _load_models(run, results, device, paths, weights_dir, reference_stats, stats_cache_dir, labels, classifier,
+                 batch_size, progress)
+    _score_images(run, batch_size, progress)
+    per_image: dict = {"names": np.array([p.stem for p in run.gt_paths])}
+    _feature_set_metrics(run, results, per_image, paths, weights_dir)
+    _image_set_metrics(run, results, per_image)
+    if per_image_path is not None:
+        write_per_image(per_image_path, per_image)
+    return results
+
+
+def _match_files(gt_dir, sample_dir, chosen: list[str], mask_dir) -> _Evaluation:
+    """Read step: the sample folders and, for each, its files paired by name with the ground truth."""
     gt_dir = Path(gt_dir)
     folders = sample_folders(sample_dir)
     gt_paths, out_paths = matched_files(gt_dir, folders[0])
     sample_paths = [out_paths] + [matched_files(gt_dir, folder)[1] for folder in folders[1:]]
-    count = len(gt_paths)
-    results: dict = {"n_images": count, "num_samples": len(folders),
-                     "ground_truth": str(gt_dir), "samples": [str(f) for f in folders]}
-    per_image: dict = {"names": np.array([p.stem for p in gt_paths])}
-    if stats_cache_dir is None:
-        stats_cache_dir = resolve_weights_dir(weights_dir).parent / "fid_stats"
+    return _Evaluation(chosen, gt_dir, folders, gt_paths, sample_paths, Path(mask_dir) if mask_dir else None)
 
-    # --- models, loaded once -----------------------------------------------------------------
-    inception = classifier_model = lpips_model = truth = None
+
+def _load_models(run: _Evaluation, results: dict, device, paths: dict, weights_dir, reference_stats,
+                 stats_cache_dir, labels, classifier: str, batch_size: int, progress: bool) -> None:
+    """Load each model the chosen metrics need, once, and make the per-image arrays the pass fills.
+    A given FID reference is read (or computed from its folder) here, so its record leads `results`."""
+    chosen, count = run.chosen, run.count
     if {"fid", "is", "pd"} & set(chosen):
-        from palette.metrics.inception import FEATURE_DIM, load_inception, preprocess_batch
+        from palette.metrics.inception import FEATURE_DIM, load_inception
 
-        inception = load_inception(device, paths.get("inception_fid"), weights_dir)
-        inception_device = next(inception.parameters()).device
-        out_features = np.zeros((count, FEATURE_DIM), np.float32)
-    reference = None
+        run.inception = load_inception(device, paths.get("inception_fid"), weights_dir)
+        run.out_features = np.zeros((count, FEATURE_DIM), np.float32)
     if "fid" in chosen and reference_stats is not None:
-        reference, results["fid_reference"] = _reference_statistics(reference_stats, stats_cache_dir, inception,
-                                                                    device, batch_size, progress)
-    need_gt_features = "pd" in chosen or ("fid" in chosen and reference is None)
-    gt_stats = StreamingStatistics() if "fid" in chosen and reference is None else None
+        run.reference, results["fid_reference"] = _reference_statistics(reference_stats, stats_cache_dir, run.inception,
+                                                                        device, batch_size, progress)
+    run.need_gt_features = "pd" in chosen or ("fid" in chosen and run.reference is None)
+    run.gt_stats = StreamingStatistics() if "fid" in chosen and run.reference is None else None
     if "ca" in chosen:
         from palette.metrics.classifier import labels_for, load_classifier
 
         classifier_path = paths.get(classifier) if classifier != "auto" else paths.get("resnet50")
-        classifier_model = load_classifier(classifier, device, classifier_path, weights_dir)
+        run.classifier_model = load_classifier(classifier, device, classifier_path, weights_dir)
         if labels is not None:
             if isinstance(labels, dict):
                 label_map = labels
@@ -204,151 +263,181 @@ def evaluate_folders(
                 from palette.reference_sets import read_imagenet_validation_labels
 
                 label_map = read_imagenet_validation_labels(labels, expected=0)
-            truth = labels_for(gt_paths, label_map)
-        predictions, gt_predictions = np.zeros(count, np.int64), np.zeros(count, np.int64)
-    diversity = [m for m in ("lpips", "ms_ssim") if m in chosen]
-    if diversity and len(folders) < 2:
+            run.truth = labels_for(run.gt_paths, label_map)
+        run.predictions, run.gt_predictions = np.zeros(count, np.int64), np.zeros(count, np.int64)
+    run.diversity = [m for m in ("lpips", "ms_ssim") if m in chosen]
+    if run.diversity and len(run.folders) < 2:
         results["diversity_unavailable"] = "diversity needs at least two sample_K folders"
-        diversity = []
-    if diversity:
-        from palette.metrics.image_quality import ms_ssim
-        from palette.metrics.lpips_metric import load_lpips, lpips_distance, uint8_to_tensor
-
+        run.diversity = []
+    if run.diversity:
         if "lpips" in chosen:
-            lpips_model = load_lpips(device, paths.get("lpips_alexnet_backbone"), paths.get("lpips_alexnet_linear"),
-                                     weights_dir)
-        lpips_values = np.zeros((count, len(folders) - 1))
-        ms_ssim_values = np.zeros((count, len(folders) - 1))
-        scales_used: set = set()
-    quality = [m for m in ("psnr", "ssim") if m in chosen]
-    if quality:
+            from palette.metrics.lpips_metric import load_lpips
+
+            run.lpips_model = load_lpips(device, paths.get("lpips_alexnet_backbone"),
+                                         paths.get("lpips_alexnet_linear"), weights_dir)
+        run.lpips_values = np.zeros((count, len(run.folders) - 1))
+        run.ms_ssim_values = np.zeros((count, len(run.folders) - 1))
+    run.quality = [m for m in ("psnr", "ssim") if m in chosen]
+    if run.quality:
+        run.quality_values = {m: np.zeros(count) for m in run.quality}
+    if "pd" in chosen:
+        run.pd_values = np.zeros(count)
+    if "noise" in chosen:
+        run.noise_energy = {"sample": np.zeros(count), "target": np.zeros(count)}
+
+
+def _score_images(run: _Evaluation, batch_size: int, progress: bool) -> None:
+    """The one pass: images read in chunks of `batch_size`, each file decoded once, and every
+    per-image number (features, predictions, PSNR/SSIM, noise energy, diversity) taken from it."""
+    reads_gt = run.need_gt_features or run.classifier_model is not None or run.quality or run.noise_energy is not None
+    same_files = run.gt_paths == run.out_paths  # ground truth scored against itself (the paper's GT rows)
+    with tqdm(total=run.count, desc=f"evaluate {run.folders[0].name}", unit="img", disable=not progress) as bar:
+        for start in range(0, run.count, batch_size):
+            stop = min(start + batch_size, run.count)
+            outputs = [read_rgb(p) for p in run.out_paths[start:stop]]
+            truths = (outputs if same_files else [read_rgb(p) for p in run.gt_paths[start:stop]]) if reads_gt else None
+            _batch_features(run, start, stop, outputs, truths, same_files, batch_size)
+            _batch_image_metrics(run, start, stop, outputs, truths)
+            bar.update(stop - start)
+
+
+def _batch_features(run: _Evaluation, start: int, stop: int, outputs: list, truths: list | None, same_files: bool,
+                    batch_size: int) -> None:
+    """Inception features (and the distance of each output's to its ground truth's) and class
+    predictions of one batch."""
+    if run.inception is not None:
+        import torch
+
+        from palette.metrics.inception import preprocess_batch
+
+        inception_device = next(run.inception.parameters()).device
+        with torch.no_grad():
+            batch = preprocess_batch(outputs).to(inception_device)
+            run.out_features[start:stop] = run.inception(batch).float().cpu().numpy()
+            if run.need_gt_features:
+                gt_features = run.out_features[start:stop] if same_files else \
+                    run.inception(preprocess_batch(truths).to(inception_device)).float().cpu().numpy()
+        if run.gt_stats is not None:
+            run.gt_stats.update(gt_features)
+        if run.pd_values is not None:
+            run.pd_values[start:stop] = np.linalg.norm(run.out_features[start:stop].astype(np.float64)
+                                                       - gt_features.astype(np.float64), axis=1)
+    if run.classifier_model is not None:
+        run.predictions[start:stop] = run.classifier_model.predict_arrays(outputs, batch_size, progress=False)
+        run.gt_predictions[start:stop] = (run.predictions[start:stop] if same_files else
+                                          run.classifier_model.predict_arrays(truths, batch_size, progress=False))
+
+
+def _batch_image_metrics(run: _Evaluation, start: int, stop: int, outputs: list, truths: list | None) -> None:
+    """PSNR/SSIM against the ground truth, high-frequency energy, and diversity across the
+    samples of each input, for one batch (the other samples are read here, once each)."""
+    if run.quality:
         from palette.metrics.image_quality import psnr, ssim
 
-        quality_values = {m: np.zeros(count) for m in quality}
-    pd_values = np.zeros(count) if "pd" in chosen else None
-    if "noise" in chosen:
+        for offset, (reference_image, output) in enumerate(zip(truths, outputs)):
+            if reference_image.shape != output.shape:
+                raise ValueError(f"{run.out_paths[start + offset].name}: size {output.shape} differs from "
+                                 f"ground truth {reference_image.shape}")
+            if "psnr" in run.quality:
+                run.quality_values["psnr"][start + offset] = psnr(reference_image, output)
+            if "ssim" in run.quality:
+                run.quality_values["ssim"][start + offset] = ssim(reference_image, output)
+    if run.noise_energy is not None:
         from palette.imageio import load_mask
         from palette.metrics.image_quality import high_frequency_energy
 
-        noise_energy = {"sample": np.zeros(count), "target": np.zeros(count)}
-    reads_gt = need_gt_features or classifier_model is not None or quality or "noise" in chosen
-    same_files = gt_paths == out_paths  # ground truth scored against itself (the paper's GT rows)
+        for offset, (reference_image, output) in enumerate(zip(truths, outputs)):
+            name = run.gt_paths[start + offset].stem
+            weights = load_mask(run.mask_dir / f"{name}.png").astype(np.float64) if run.mask_dir else None
+            run.noise_energy["sample"][start + offset] = high_frequency_energy(output, weights)
+            run.noise_energy["target"][start + offset] = high_frequency_energy(reference_image, weights)
+    if run.diversity:
+        from palette.metrics.image_quality import ms_ssim
+        from palette.metrics.lpips_metric import lpips_distance, uint8_to_tensor
 
-    # --- one pass over the images --------------------------------------------------------------
-    import torch
+        samples = [outputs] + [[read_rgb(p) for p in folder_paths[start:stop]] for folder_paths in run.sample_paths[1:]]
+        for k in range(len(run.folders) - 1):
+            if run.lpips_model is not None:
+                run.lpips_values[start:stop, k] = lpips_distance(run.lpips_model, uint8_to_tensor(samples[k]),
+                                                                 uint8_to_tensor(samples[k + 1])).numpy()
+            if "ms_ssim" in run.chosen:
+                for offset, (first, second) in enumerate(zip(samples[k], samples[k + 1])):
+                    value, scales = ms_ssim(first, second)
+                    run.ms_ssim_values[start + offset, k] = value
+                    run.scales_used.add(scales)
 
-    with tqdm(total=count, desc=f"evaluate {folders[0].name}", unit="img", disable=not progress) as bar:
-        for start in range(0, count, batch_size):
-            stop = min(start + batch_size, count)
-            outputs = [read_rgb(p) for p in out_paths[start:stop]]
-            truths = (outputs if same_files else [read_rgb(p) for p in gt_paths[start:stop]]) if reads_gt else None
-            if inception is not None:
-                with torch.no_grad():
-                    out_features[start:stop] = inception(preprocess_batch(outputs).to(inception_device)).float().cpu().numpy()
-                    if need_gt_features:
-                        gt_features = out_features[start:stop] if same_files else \
-                            inception(preprocess_batch(truths).to(inception_device)).float().cpu().numpy()
-                if gt_stats is not None:
-                    gt_stats.update(gt_features)
-                if pd_values is not None:
-                    pd_values[start:stop] = np.linalg.norm(out_features[start:stop].astype(np.float64)
-                                                           - gt_features.astype(np.float64), axis=1)
-            if classifier_model is not None:
-                predictions[start:stop] = classifier_model.predict_arrays(outputs, batch_size, progress=False)
-                gt_predictions[start:stop] = (predictions[start:stop] if same_files else
-                                              classifier_model.predict_arrays(truths, batch_size, progress=False))
-            for offset, (reference_image, output) in enumerate(zip(truths or [], outputs) if quality else []):
-                if reference_image.shape != output.shape:
-                    raise ValueError(f"{out_paths[start + offset].name}: size {output.shape} differs from "
-                                     f"ground truth {reference_image.shape}")
-                if "psnr" in quality:
-                    quality_values["psnr"][start + offset] = psnr(reference_image, output)
-                if "ssim" in quality:
-                    quality_values["ssim"][start + offset] = ssim(reference_image, output)
-            if "noise" in chosen:
-                for offset, (reference_image, output) in enumerate(zip(truths, outputs)):
-                    name = gt_paths[start + offset].stem
-                    weights = load_mask(Path(mask_dir) / f"{name}.png").astype(np.float64) if mask_dir else None
-                    noise_energy["sample"][start + offset] = high_frequency_energy(output, weights)
-                    noise_energy["target"][start + offset] = high_frequency_energy(reference_image, weights)
-            if diversity:
-                samples = [outputs] + [[read_rgb(p) for p in folder_paths[start:stop]]
-                                       for folder_paths in sample_paths[1:]]
-                for k in range(len(folders) - 1):
-                    if lpips_model is not None:
-                        lpips_values[start:stop, k] = lpips_distance(lpips_model, uint8_to_tensor(samples[k]),
-                                                                     uint8_to_tensor(samples[k + 1])).numpy()
-                    if "ms_ssim" in chosen:
-                        for offset, (first, second) in enumerate(zip(samples[k], samples[k + 1])):
-                            value, scales = ms_ssim(first, second)
-                            ms_ssim_values[start + offset, k] = value
-                            scales_used.add(scales)
-            bar.update(stop - start)
 
-    # --- summaries ----------------------------------------------------------------------------
-    if inception is not None:
-        per_image["pool3"] = out_features
-    if "fid" in chosen:
+def _feature_set_metrics(run: _Evaluation, results: dict, per_image: dict, paths: dict, weights_dir) -> None:
+    """The set metrics of the Inception features and the classifier: FID, PD, IS, CA."""
+    if run.inception is not None:
+        per_image["pool3"] = run.out_features
+    if "fid" in run.chosen:
+        reference = run.reference
         if reference is None:
             from palette.metrics.reference import files_digest, inception_weights_digest
 
-            reference = FeatureStatistics(*gt_stats.mean_and_covariance(), gt_stats.count)
+            reference = FeatureStatistics(*run.gt_stats.mean_and_covariance(), run.gt_stats.count)
             results["fid_reference"] = {"name": "ground truth (the evaluation targets themselves)",
-                                        "path": str(gt_dir), "count": count, "files_digest": files_digest(gt_paths),
+                                        "path": str(run.gt_dir), "count": run.count,
+                                        "files_digest": files_digest(run.gt_paths),
                                         "weights_digest": inception_weights_digest()}
-        out_stats = FeatureStatistics.from_features(out_features)
+        out_stats = FeatureStatistics.from_features(run.out_features)
         results["fid"] = frechet_distance(out_stats.mu, out_stats.sigma, reference.mu, reference.sigma,
-                                          factor1=covariance_factor(out_features))
-    if pd_values is not None:
-        results["pd"] = float(pd_values.mean())
-        per_image["perceptual_distance"] = pd_values
-    if "is" in chosen:
+                                          factor1=covariance_factor(run.out_features))
+    if run.pd_values is not None:
+        results["pd"] = float(run.pd_values.mean())
+        per_image["perceptual_distance"] = run.pd_values
+    if "is" in run.chosen:
+        import torch
+
         from palette.metrics.inception_score import inception_logits, inception_score_from_logits, unavailable_reason
         from palette.weights import ChecksumMismatchError, WeightsNotFoundError
 
         try:
-            logits = inception_logits(out_features, paths.get("inception_full"), weights_dir)
+            logits = inception_logits(run.out_features, paths.get("inception_full"), weights_dir)
         except (WeightsNotFoundError, ChecksumMismatchError) as error:
             results.update({"is": None, "is_std": None, "is_unavailable": unavailable_reason(error)})
         else:
             results["is"], results["is_std"] = inception_score_from_logits(logits)
             per_image["inception_probabilities"] = torch.softmax(torch.from_numpy(logits), 1).float().numpy()
-    if classifier_model is not None:
-        key, measure = _classifier_results(classifier_model.name, truth is not None)
-        results["ca_classifier"], results["classifier_measure"] = classifier_model.name, measure
-        if truth is not None:
-            correct = predictions == truth
+    if run.classifier_model is not None:
+        key, measure = _classifier_results(run.classifier_model.name, run.truth is not None)
+        results["ca_classifier"], results["classifier_measure"] = run.classifier_model.name, measure
+        if run.truth is not None:
+            correct = run.predictions == run.truth
             results[key] = float(correct.mean())
-            results[f"{key}_ground_truth"] = float((gt_predictions == truth).mean())
+            results[f"{key}_ground_truth"] = float((run.gt_predictions == run.truth).mean())
             per_image["ca_correct" if key == "ca_top1" else "classifier_correct"] = correct
         else:
-            agreement = predictions == gt_predictions
+            agreement = run.predictions == run.gt_predictions
             results[key] = float(agreement.mean())
             per_image["classifier_agreement"] = agreement
-    if "psnr" in quality:
-        values = quality_values["psnr"]
+
+
+def _image_set_metrics(run: _Evaluation, results: dict, per_image: dict) -> None:
+    """The set metrics of the per-image numbers: PSNR, SSIM, diversity, noise ratio."""
+    if "psnr" in run.quality:
+        values = run.quality_values["psnr"]
         # identical images give inf; report the mean over finite values and count the rest
         finite = values[np.isfinite(values)]
         results["psnr"] = float(finite.mean()) if len(finite) else float("inf")
-        if len(finite) < count:
-            results["psnr_identical_images"] = int(count - len(finite))
+        if len(finite) < run.count:
+            results["psnr_identical_images"] = int(run.count - len(finite))
         per_image["psnr"] = values
-    if "ssim" in quality:
-        results["ssim"] = float(quality_values["ssim"].mean())
-        per_image["ssim"] = quality_values["ssim"]
-    if lpips_model is not None:
-        results["lpips_diversity"] = float(lpips_values.mean())
-        per_image["lpips_diversity"] = lpips_values.mean(axis=1)
-    if "noise" in chosen:
-        target_energy = noise_energy["target"].sum()
-        results["noise_ratio"] = float(noise_energy["sample"].sum() / target_energy) if target_energy > 0 else None
-        per_image["noise_energy_sample"], per_image["noise_energy_target"] = noise_energy["sample"], noise_energy["target"]
-    if diversity and "ms_ssim" in chosen:
-        results["ms_ssim_diversity"] = float(ms_ssim_values.mean())
-        results["ms_ssim_scales"] = min(scales_used)
-    if per_image_path is not None:
-        write_per_image(per_image_path, per_image)
-    return results
+    if "ssim" in run.quality:
+        results["ssim"] = float(run.quality_values["ssim"].mean())
+        per_image["ssim"] = run.quality_values["ssim"]
+    if run.lpips_model is not None:
+        results["lpips_diversity"] = float(run.lpips_values.mean())
+        per_image["lpips_diversity"] = run.lpips_values.mean(axis=1)
+    if run.noise_energy is not None:
+        target_energy = run.noise_energy["target"].sum()
+        results["noise_ratio"] = float(run.noise_energy["sample"].sum() / target_energy) if target_energy > 0 else None
+        per_image["noise_energy_sample"] = run.noise_energy["sample"]
+        per_image["noise_energy_target"] = run.noise_energy["target"]
+    if run.diversity and "ms_ssim" in run.chosen:
+        results["ms_ssim_diversity"] = float(run.ms_ssim_values.mean())
+        results["ms_ssim_scales"] = min(run.scales_used)
 
 
 def write_per_image(path: str | os.PathLike, values: dict) -> Path:
