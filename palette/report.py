@@ -23,6 +23,7 @@ import math
 import os
 import platform
 import subprocess
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,10 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from palette.imageio import numbered_sample_folders, read_rgb  # noqa: E402
-from palette.verdict import reproduction_verdicts  # noqa: E402
+from palette.departures import departures_from_paper  # noqa: E402
+from palette.paper_numbers import GROUND_TRUTH, PAPER_TABLES, PaperRow, paper_numbers  # noqa: E402
+from palette.tasks import COLORIZATION_CTEST10K, colorization_on_test_list  # noqa: E402
+from palette.verdict import Side, Statistics, number_verdict, reproduction_verdicts  # noqa: E402
 
 # The paper's headline metrics and the keys under which palette.metrics reports them.
 PAPER_METRICS = {"FID": "fid", "IS": "is", "CA": "ca", "PD": "pd", "LPIPS diversity": "lpips_diversity"}
@@ -153,36 +157,6 @@ def noise_check(runs, metrics: dict) -> list[dict]:
     return rows
 
 
-TRAINING_DEPARTURES = {
-    # key: (its paper value, how a run that changes it departs)
-    "prediction": ("eps", lambda value: f"the network predicts {value} instead of the noise (prediction: {value})"),
-    "residual": (False, lambda value: "diffuses the target minus the source instead of the target (residual: true)"),
-}
-
-
-def departures_from_paper(train_configs: dict, samplers: dict) -> list[dict]:
-    """Where this run's methods depart from the paper, each named by the option that turns it on:
-    one row per diffusion experiment or sampler that departs (scale, such as a smaller U-Net or
-    fewer training steps, is not listed; the experiments' settings show it)."""
-    from palette.sampler_presets import sampler_departures
-
-    rows = []
-    for name, train in train_configs.items():
-        if train.get("objective", "diffusion") != "diffusion":
-            continue
-        changes = [describe(train[key]) for key, (paper, describe) in TRAINING_DEPARTURES.items()
-                   if train.get(key, paper) != paper]
-        if changes:
-            rows.append({"kind": "experiment", "name": name, "changes": changes})
-    for name, settings in samplers.items():
-        if settings.get("name") == "regression":
-            continue  # the regression baselines' single forward pass
-        changes = sampler_departures(settings)
-        if changes:
-            rows.append({"kind": "sampler", "name": name, "changes": changes})
-    return rows
-
-
 def load_metrics(paths) -> list[dict]:
     return [flatten_metrics(json.loads(Path(path).read_text())) for path in paths]
 
@@ -194,145 +168,6 @@ def experiment_table(metric_paths) -> pd.DataFrame:
     leading = [c for c in ("experiment", "task", "sampler") if c in table.columns]
     numeric = [c for c in table.columns if c not in leading and pd.api.types.is_numeric_dtype(table[c])]
     return table[leading + sorted(numeric)]
-
-
-# ---------------------------------------------------------------------------------------------
-# The paper's numbers (docs/paper.md, "Target numbers", ImageNet unless said)
-# ---------------------------------------------------------------------------------------------
-
-
-# Role of the paper's "ground truth" / "original images" rows: the evaluation targets scored
-# against the same FID reference (results/metrics/ground_truth/TASK.json); the row's task is
-# a task variant or a prefix of one ("inpainting": the first inpainting variant evaluated).
-GROUND_TRUTH = "ground_truth"
-
-
-@dataclass
-class PaperRow:
-    """One row of a paper table: where our number comes from, and the paper's."""
-
-    label: str
-    paper: dict  # metric key -> number
-    role: str | tuple | None = None  # our experiment's role(s), in order of preference; None = paper only
-    train_task: str | None = None
-    task: str | None = None  # evaluation task variant; None = the experiment's first
-
-
-@dataclass
-class PaperTable:
-    title: str
-    note: str
-    metrics: list
-    rows: list = field(default_factory=list)
-
-
-def _numbers(fid=None, inception=None, ca=None, pd_=None, lpips=None) -> dict:
-    values = {"fid": fid, "is": inception, "ca": ca, "pd": pd_, "lpips_diversity": lpips}
-    return {key: value for key, value in values.items() if value is not None}
-
-
-PAPER_TABLES = [
-    PaperTable(
-        "Colorization (paper Table 1)",
-        "ImageNet ctest10k, FID-5K. Prior work FID-5K: pix2pix 24.41, PixColor 24.32, ColTran 19.37. Paper fool rate 47.8 %.",
-        ["fid", "is", "ca", "pd"],
-        [
-            PaperRow("Palette", _numbers(15.78, 200.8, 72.5, 46.2), "task_model", "colorization", "colorization"),
-            PaperRow("Regression (L2)", _numbers(17.89, 169.8, 68.2, 60.0), "regression", "colorization", "colorization"),
-            PaperRow("Original images", _numbers(14.68, 229.6, 75.6, 0.0), GROUND_TRUTH, None, "colorization"),
-        ],
-    ),
-    PaperTable(
-        "Inpainting (paper Table 2)",
-        "ImageNet; Places2 10-20 % free-form: FID 11.6, PD 22.1 (ground truth 11.4). The unconditional model "
-        "used by imputation is the paper's baseline, found worse than Palette; the paper gives no numbers for it.",
-        ["fid", "is", "ca", "pd"],
-        [
-            PaperRow("Palette, 10-20 % free-form", _numbers(5.1, 221.0, 73.8, 15.6), "task_model", "inpainting", "inpainting_freeform_10_20"),
-            PaperRow("Palette, 20-30 % free-form", _numbers(5.2, 208.6, 72.6, 27.4), "task_model", "inpainting", "inpainting_freeform_20_30"),
-            PaperRow("Palette, 30-40 % free-form", _numbers(5.5, 195.2, 71.4, 39.9), "task_model", "inpainting", "inpainting_freeform_30_40"),
-            PaperRow("Palette, 128x128 centre", _numbers(6.4, 173.3, 69.7, 58.8), "task_model", "inpainting", "inpainting_center"),
-            *(PaperRow(f"Unconditional + imputation, {label}", {}, "unconditional_imputation", "inpainting", task)
-              for label, task in (("10-20 % free-form", "inpainting_freeform_10_20"), ("20-30 % free-form", "inpainting_freeform_20_30"),
-                                  ("30-40 % free-form", "inpainting_freeform_30_40"), ("128x128 centre", "inpainting_center"))),
-            PaperRow("Ground truth", _numbers(5.1, 231.6, 74.6, 0.0), GROUND_TRUTH, None, "inpainting"),
-        ],
-    ),
-    PaperTable(
-        "Uncropping (paper Table 3)",
-        "ImageNet, right half extended; Places2: Palette FID 3.53, PD 103.3.",
-        ["fid", "is", "ca", "pd"],
-        [
-            PaperRow("Palette", _numbers(5.8, 138.1, 63.4, 85.9), "task_model", "uncropping", "uncropping_right"),
-            PaperRow("Boundless (GAN)", _numbers(18.7, 104.1, 58.8, 127.9)),
-        ],
-    ),
-    PaperTable(
-        "JPEG restoration (paper Table 4)",
-        "ImageNet, FID-5K.",
-        ["fid", "is", "ca", "pd"],
-        [
-            PaperRow(f"{name}, QF {quality}", numbers, role, "jpeg", f"jpeg_q{quality}")
-            for name, role, per_quality in (
-                ("Palette", "task_model", {5: (8.3, 133.6, 64.2, 95.5), 10: (5.4, 180.5, 70.7, 58.3), 20: (4.3, 208.7, 73.5, 37.1)}),
-                ("Regression (L2)", "regression", {5: (29.0, 73.9, 52.8, 155.4), 10: (18.0, 117.2, 63.5, 102.2), 20: (11.5, 158.7, 69.7, 65.4)}),
-            )
-            for quality, numbers in ((q, _numbers(*v)) for q, v in per_quality.items())
-        ],
-    ),
-    PaperTable(
-        "Multi-task model (paper Table 6)",
-        "The blind model versus the specialists; the paper gives the specialist's number for JPEG QF 5 only.",
-        ["fid"],
-        [
-            PaperRow("Multi-task, JPEG QF 5", _numbers(7.0), "multitask", "multitask", "jpeg_q5"),
-            PaperRow("Specialist, JPEG QF 5", _numbers(8.3), "task_model", "jpeg", "jpeg_q5"),
-            PaperRow("Multi-task, 128x128 centre inpainting", _numbers(6.8), "multitask", "multitask", "inpainting_center"),
-            PaperRow("Specialist, 128x128 centre inpainting", {}, "task_model", "inpainting", "inpainting_center"),
-            PaperRow("Multi-task, colorization", _numbers(3.7), "multitask", "multitask", "colorization"),
-            PaperRow("Specialist, colorization", {}, "task_model", "colorization", "colorization"),
-        ],
-    ),
-    PaperTable(
-        "L1 versus L2 loss (paper Table 7)",
-        "Diversity is LPIPS between samples of one input: L2 gives more diverse samples.",
-        ["fid", "pd", "lpips_diversity"],
-        [
-            PaperRow("Inpainting, L1", _numbers(3.6, pd_=41.9, lpips=0.11), "loss_l1", "inpainting"),
-            PaperRow("Inpainting, L2", _numbers(3.6, pd_=43.8, lpips=0.13), "task_model", "inpainting", "@loss_l1"),
-            PaperRow("Colorization, L1", _numbers(3.4, pd_=45.8, lpips=0.09), "loss_l1", "colorization"),
-            PaperRow("Colorization, L2", _numbers(3.4, pd_=48.0, lpips=0.15), "task_model", "colorization", "@loss_l1"),
-        ],
-    ),
-    PaperTable(
-        "Self-attention ablation (paper Table 8)",
-        "Inpainting, 500k steps, batch 512, ImageNet.",
-        ["fid", "is", "pd"],
-        [
-            PaperRow("Global self-attention", _numbers(7.4, 164.8, pd_=67.1), ("attention_global", "task_model"), "inpainting", "@attention_local"),
-            PaperRow("Local self-attention", _numbers(9.4, 149.8, pd_=78.2), "attention_local", "inpainting"),
-            PaperRow("No attention, 2x res blocks", _numbers(8.1, 157.1, pd_=71.9), "attention_none", "inpainting"),
-            PaperRow("Dilated convolutions", _numbers(8.0, 157.5, pd_=70.6), "attention_dilated", "inpainting"),
-        ],
-    ),
-]
-
-
-# Places2 numbers the paper gives (docs/paper.md); the other cells of a Places2 run stay empty.
-PLACES2_NUMBERS = {
-    ("Inpainting (paper Table 2)", "Palette, 10-20 % free-form"): _numbers(11.6, pd_=22.1),
-    ("Inpainting (paper Table 2)", "Ground truth"): _numbers(11.4),
-    ("Uncropping (paper Table 3)", "Palette"): _numbers(3.53, pd_=103.3),
-}
-
-
-def paper_numbers(table: PaperTable, row: PaperRow, dataset_kind: str) -> tuple[dict, str]:
-    """The paper's numbers for a row on this run's data set, and which data set they are from."""
-    if dataset_kind == "places2":
-        return PLACES2_NUMBERS.get((table.title, row.label), {}), "Places2"
-    if dataset_kind == "celebahq":
-        return {}, "none (the paper reports no CelebA-HQ numbers)"
-    return row.paper, "ImageNet"
 
 
 def _find_run(row: PaperRow, experiments: dict, shown_samplers: dict) -> tuple[str, str, str] | None:
@@ -367,8 +202,24 @@ def _find_ground_truth(row: PaperRow, ground_truth: dict) -> tuple[str, str, str
     return None
 
 
+def numbers_reproduced(statistics: Statistics, runs, metric_paths, ground_truth_paths):
+    """For paper_tables: (run, metric, paper value, protocol) -> palette.verdict.number_verdict's row."""
+    paths = {tuple(run): str(path) for run, path in zip(runs, metric_paths)}
+    paths.update({("ground truth", Path(path).stem, "none"): str(path) for path in ground_truth_paths})
+    sides: dict[str, Side] = {}
+
+    def number(run, metric, paper, protocol):
+        path = paths.get(tuple(run))
+        if path is None or paper is None:
+            return None
+        side = sides.setdefault(path, Side(" / ".join(run), path))
+        return number_verdict(statistics, side, metric, paper, protocol)
+
+    return number
+
+
 def paper_tables(experiments: dict, metrics: dict, shown_samplers: dict, dataset_kind: str = "imagenet",
-                 ground_truth: dict | None = None) -> list[dict]:
+                 ground_truth: dict | None = None, number=None) -> list[dict]:
     """The paper's tables with our numbers beside the paper's.
 
     `metrics` maps (experiment, task, sampler) to flattened metrics; `shown_samplers` maps
@@ -384,6 +235,8 @@ def paper_tables(experiments: dict, metrics: dict, shown_samplers: dict, dataset
         source = "ImageNet"
         used = []
         for row in table.rows:
+            if row.task == COLORIZATION_CTEST10K:  # the test list's colorization variant of this data set
+                row = dataclasses.replace(row, task=colorization_on_test_list(dataset_kind))
             if row.role == GROUND_TRUTH:
                 run = _find_ground_truth(row, ground_truth)
                 ours = ground_truth.get(run[1], {}) if run else {}
@@ -397,7 +250,8 @@ def paper_tables(experiments: dict, metrics: dict, shown_samplers: dict, dataset
                 paper_value = numbers.get(metric)
                 our_value = metric_value(ours, metric) if run else None
                 cells.append({"paper": paper_value, "ours": our_value, "unavailable": _unavailable_reason(ours, metric) if run else None,
-                              "note": fid_note(ours) if metric == "fid" and run else None})
+                              "note": fid_note(ours) if metric == "fid" and run else None,
+                              "number": number(run, metric, paper_value, table.protocol(dataset_kind)) if number and run else None})
             rows.append(
                 {
                     "label": row.label,
@@ -748,7 +602,9 @@ def build_report(
 ) -> Path:
     """Assemble everything the page shows and render it."""
     results_dir = Path(results_dir)
+    kind = dataset.get("kind", "imagenet")
     metrics = {tuple(run): flat for run, flat in zip(runs, load_metrics(metric_paths))}
+    statistics = Statistics(**(verdict_settings or {}))  # shared: a run's intervals are resampled once
     shown = {}
     for experiment, task, sampler in runs:
         shown.setdefault((experiment, task), sampler)
@@ -779,10 +635,12 @@ def build_report(
         "title": title,
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "dataset": dataset,
-        "paper_tables": paper_tables(experiments, metrics, shown, dataset.get("kind", "imagenet"),
+        "paper_tables": paper_tables(experiments, metrics, shown, kind,
                                      {Path(p).stem: flat for p, flat in zip(ground_truth_paths or [],
-                                                                            load_metrics(ground_truth_paths or []))}),
-        "verdicts": reproduction_verdicts(experiments, runs, metric_paths, samplers, results_dir, **(verdict_settings or {})),
+                                                                            load_metrics(ground_truth_paths or []))},
+                                     number=numbers_reproduced(statistics, runs, metric_paths, ground_truth_paths or [])),
+        "verdicts": reproduction_verdicts(experiments, runs, metric_paths, samplers, results_dir, **(verdict_settings or {}),
+                                          dataset_kind=kind, train_configs=train_configs, statistics=statistics),
         "experiments": per_experiment,
         "noise_check": noise_check(runs, metrics),
         "departures": departures_from_paper(train_configs or {}, samplers),

@@ -16,7 +16,6 @@ from palette.errors import schema_problem
 from palette.sampler_presets import resolve_sampler, sampler_problem
 from palette.shards import shard_count
 from palette.tasks import EVALUATION_TASKS, PAIRED_TASK
-from palette.verdict import GROUND_TRUTH_NUMBERS
 from palette.workflow_data import PLACES365_ARCHIVES
 
 # Our one-line message first: snakemake's validate prints the whole schema after it.
@@ -111,7 +110,11 @@ def check_config():
         check_samplers(experiment.get("samplers") or [], f"experiments.{name}.samplers")
         segments = len(segment_ends(name))
         if segments > MAX_SEGMENTS:
-            key = "segment_steps" if experiment["segment_steps"] else "training.segment_steps"
+            key = (
+                "segment_steps"
+                if experiment["segment_steps"]
+                else "training.segment_steps"
+            )
             raise ValueError(
                 f"experiments.{name}: {key} cuts {train_config(name)['steps']} steps into {segments} "
                 f"train_segment jobs, more than the {MAX_SEGMENTS} one chain may have: raise {key}"
@@ -306,15 +309,17 @@ def benchmark_files():
         prepared += [split for split in reference_splits() if split not in prepared]
     data_rules += ["check_data"] + [f"prepare_split/{split}" for split in prepared]
     if DATASET["kind"] == "imagenet":
-        data_rules += (
-            ["list_fid5k"] if "fid5k" in EVALUATION["subsets"].values() else []
-        )
+        data_rules += ["list_fid5k"] if uses_fid5k() else []
         data_rules += ["imagenet_labels"] if uses_imagenet_labels() else []
     files = [f"{RESULTS}/benchmarks/data/{name}.tsv" for name in data_rules]
     if "fid" in EVALUATION["metrics"]:
+        reference_rules = ["list_reference_images"]
+        reference_rules += ["list_fid5k_reference"] if uses_fid5k() else []
+        reference_rules += [
+            f"reference_statistics/{name}" for name in reference_names()
+        ]
         files += [
-            f"{RESULTS}/benchmarks/reference/{name}.tsv"
-            for name in ("list_reference_images", "reference_statistics")
+            f"{RESULTS}/benchmarks/reference/{name}.tsv" for name in reference_rules
         ]
     files += [f"{RESULTS}/benchmarks/degrade/{task}.tsv" for task in used_tasks()]
     for experiment in EXPERIMENTS:
@@ -342,15 +347,11 @@ def benchmark_files():
 
 def per_image_files():
     """What the "Does it reproduce?" section resamples (palette.verdict): the per-image values
-    beside every metrics JSON, and the ground-truth rows of the tasks it compares with them.
+    beside every metrics JSON, and the ground-truth rows (the paper's "original images" cells).
     Only paths the workflow can make are listed; without them the section says "not measured".
     """
     paths = [f"{RESULTS}/metrics/{e}/{t}/{s}.npz" for e, t, s in evaluation_runs()]
-    paths += [
-        f"{RESULTS}/metrics/ground_truth/{task}.npz"
-        for task in used_tasks()
-        if task in GROUND_TRUTH_NUMBERS
-    ]
+    paths += [f"{RESULTS}/metrics/ground_truth/{task}.npz" for task in used_tasks()]
     return [
         path for path in paths if any(job.is_producer(path) for job in workflow.rules)
     ]

@@ -108,12 +108,15 @@ def test_schemas_list_the_task_names_of_palette_tasks():
 
 
 def test_default_config_covers_every_task_and_the_full_demo_every_ablation():
+    from palette.tasks import IMAGENET_ONLY_TASKS
+
     every = set(schema()["properties"]["experiments"]["additionalProperties"]["properties"]["evaluate_on"]["items"]["enum"])
     default = yaml.safe_load((ROOT / "config.yaml").read_text())
     full = yaml.safe_load((ROOT / "config" / "demo_full.yaml").read_text())
     for config in (default, full):
         evaluated = {task for e in config["experiments"].values() for task in e["evaluate_on"]}
-        assert evaluated == every - {"paired"}  # the user's own pairs only (dataset.kind: paired)
+        # not the user's own pairs (dataset.kind: paired) nor the variants named after an ImageNet set
+        assert evaluated == every - {"paired"} - set(IMAGENET_ONLY_TASKS)
         assert config["study"]["task"] == "colorization"  # the paper's fool rate (47.8 %) is for colorization
     assert {e["role"] for e in default["experiments"].values()} == {"task_model", "multitask", "regression"}
     assert {e["role"] for e in full["experiments"].values()} >= {
@@ -223,6 +226,13 @@ def test_tiny_dag_end_to_end(tmp_path):
     # the "Does it reproduce?" table; at 4 images per task every verdict is inconclusive
     verdicts = html.split('id="reproduce"')[1].split("<h2")[0]
     assert "<table" in verdicts and "Palette has lower FID than regression" in verdicts and "verdict-holds" not in verdicts
+    # two verdict columns, the paper's findings apart from ours; the demo's numbers are not the paper's protocol
+    assert "<th class=\"label\">Direction</th>" in verdicts and "<th class=\"label\">Number reproduced</th>" in verdicts
+    assert 'id="own-findings"' in verdicts and "regression has higher PSNR than Palette" in verdicts.split('id="own-findings"')[1]
+    # every paper cell with a run of ours says whether its number is reproduced: the demo's protocol is not the paper's
+    tables = html.split('id="reproduce"')[0]
+    assert "number-not-comparable" in tables and "evaluated on demo_photos_test, the paper on ctest10k" in tables
+    assert 'class="number-reproduced"' not in html
     assert "14.68" in html and "FID against demo_val" in html  # original-images row; reference named
     assert "colorization_regression" in html and "Wall time per stage" in html
     # the unconditional model inpainted by imputation: its own row, known pixels kept exactly
