@@ -91,3 +91,52 @@ def sampler_departures(values: dict) -> list[str]:
     if settings["noise_scale"] != 1.0 and (settings["name"] in ANCESTRAL_SAMPLERS or settings["eta"] > 0):
         changes.append(f"fresh noise scaled by {settings['noise_scale']:g} (noise_scale)")
     return changes
+
+
+# ---- the sampler that travels with a model ----------------------------------------------------
+# The workflow writes, beside each diffusion model's checkpoint EXPERIMENT.pt, EXPERIMENT.sampler.yaml:
+# the settings of the sampler its evaluation used (rules/train.smk). `palette infer` and `palette
+# sample` read it when the command line names no sampler.
+RECORD_SUFFIX = ".sampler.yaml"
+
+
+def sampler_record_path(checkpoint) -> "Path":
+    from pathlib import Path
+
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + RECORD_SUFFIX)
+
+
+def write_sampler_record(path, name: str, settings: dict) -> None:
+    """Write the sampler record: its workflow name and its complete settings (resolved over the preset)."""
+    import yaml
+
+    from palette.files import atomic_write
+
+    problem = sampler_problem(settings)
+    if problem:
+        raise ValueError(f"sampler {name!r}: {problem}")
+    text = ("# The sampler this model's evaluation used (written by the workflow; read by palette infer / sample)\n"
+            + yaml.safe_dump({"name": name, "settings": resolve_sampler(settings)}, sort_keys=True))
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+
+
+def read_sampler_record(checkpoint) -> tuple[str, dict] | None:
+    """(workflow name, settings) recorded beside `checkpoint`, or None when there is no record.
+    A record that does not parse, or names settings no sampler accepts, is refused naming the file."""
+    import yaml
+
+    path = sampler_record_path(checkpoint)
+    if not path.is_file():
+        return None
+    try:
+        values = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a sampler record ({type(error).__name__}); delete it or pass --sampler") from None
+    if not (isinstance(values, dict) and isinstance(values.get("settings"), dict) and isinstance(values.get("name"), str)):
+        raise ValueError(f"{path}: a sampler record needs 'name' and 'settings'; delete it or pass --sampler")
+    problem = sampler_problem(values["settings"])
+    if problem:
+        raise ValueError(f"{path}: {problem}")
+    return values["name"], resolve_sampler(values["settings"])

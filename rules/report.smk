@@ -87,6 +87,12 @@ rule html_report:
             f"{RESULTS}/checkpoints/{{experiment}}.csv", experiment=EXPERIMENTS
         ),
         training_curves=f"{RESULTS}/figures/training_curves.png",
+        # each diffusion model's sampler, recorded beside its checkpoint (rules/train.smk)
+        sampler_records=[
+            f"{RESULTS}/checkpoints/{experiment}.sampler.yaml"
+            for experiment in EXPERIMENTS
+            if not is_regression(experiment)
+        ],
         quality_vs_steps=(
             [f"{RESULTS}/figures/quality_vs_steps.png"]
             if SAMPLING.get("sweep")

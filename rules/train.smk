@@ -70,3 +70,25 @@ rule train:
         work_dir=lambda wildcards: train_work_dir(wildcards.experiment),
     script:
         "../scripts/train.py"
+
+
+# The sampler travels with the model: beside each diffusion model's checkpoint, the settings of
+# the sampler whose samples the report shows (the experiment's first). `palette infer` and
+# `palette sample` use it unless told otherwise (palette.inference.recorded_sampler), so a photo
+# restored with a checkpoint of this run looks like the report's grids. A changed sampler rewrites
+# only this small file, never the checkpoint.
+rule record_sampler:
+    output:
+        f"{RESULTS}/checkpoints/{{experiment}}.sampler.yaml",
+    log:
+        f"{RESULTS}/logs/train/{{experiment}}/record_sampler.log",
+    localrule: True
+    params:
+        name=lambda wildcards: samplers_for(wildcards.experiment)[0],
+        settings=lambda wildcards: sampler_settings(
+            samplers_for(wildcards.experiment)[0]
+        ),
+    run:
+        from palette.sampler_presets import write_sampler_record
+
+        write_sampler_record(output[0], params.name, dict(params.settings))

@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "palette"
 # docs/architecture.md, "Layers". A module imports its own layer or lower ones only.
 LAYERS = {
     0: ["files", "errors", "tasks", "masks", "nn", "signals", "ema", "lease", "distributed", "sampler_presets",
-        "verdict", "reference_sets", "slurm", "frechet", "attempts", "departures", "paper_numbers"],
+        "verdict", "reference_sets", "slurm", "frechet", "attempts", "departures", "paper_numbers", "layering"],
     1: ["imageio", "config", "unet", "diffusion", "calibration"],
     2: ["degradations", "models", "study", "datacheck"],
     3: ["data", "checkpoint"],
