@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "infer": ("palette.infer_cli", "restore one image of your own (grayscale, holed + mask, JPEG, low-resolution)"),
     "eval": ("palette.eval_cli", "evaluate samples against ground truth: FID, IS, CA, PD, diversity"),
     "plan": ("palette.plan", "the price before the run: images, network evaluations, FLOPs, GPU-hours, disk per stage"),
+    "import": ("palette.import_cli", "convert a checkpoint of the public reproduction (Janspiry/Palette-Image-to-Image-"
+               "Diffusion-Models) into ours"),
     "weights": ("palette.weights_cli", "stage and check the evaluation weights (fetch, list)"),
     "study": ("palette.study_cli", "human 2AFC study: build it from samples, serve it to raters, score the fool rate"),
 }

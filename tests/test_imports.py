@@ -13,7 +13,7 @@ LAYERS = {
     1: ["imageio", "config", "unet", "diffusion", "calibration"],
     2: ["degradations", "models", "study", "datacheck"],
     3: ["data", "checkpoint"],
-    4: ["prepare", "workflow_data", "train", "inference", "shards"],
+    4: ["prepare", "workflow_data", "train", "inference", "shards", "import_public"],
     5: ["weights", "restore", "standins"],
     6: ["metrics", "report", "plan"],
     7: ["cli", "*_cli", "launch"],
