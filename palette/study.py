@@ -17,19 +17,25 @@ Three parts, torch-free:
   the reply, so a crash or reload loses nothing, and a reload resumes at the first unanswered
   trial. Bad input (an unknown token, a trial id not this rater's or not the current one, a second
   answer to a trial, a malformed request) gets an HTTP 4xx with a one-line reason and is never
-  written.
-- `score_study(study_dir)` turns the answers into the fool rate and its interval over raters.
+  written. One server per study folder: it holds `serve.lock` (flock, with its pid) for its life,
+  and checks before it starts that the answers file is writable and every study image decodes.
+- `score_study(study_dir)` turns the answers into the fool rate and its interval over raters,
+  recomputing each answer's trial kind and whether it picked the real image from study.json (the
+  CSV's own `kind`/`picked_real` columns are only compared with it: a person could edit them).
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import html
 import io
 import json
+import math
 import os
 import shutil
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -39,10 +45,12 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
+from palette.errors import debugging
 from palette.files import atomic_write
 
 STUDY_FILE = "study.json"
 ANSWERS_FILE = "answers.csv"
+LOCK_FILE = "serve.lock"  # held (flock) by the one server of a study folder, with its pid
 ANSWER_COLUMNS = ["study_id", "time_utc", "rater", "trial", "index", "kind", "name", "real_side", "chosen",
                   "picked_real", "response_ms"]
 # The paper's fool rates by evaluation task (docs/paper.md, Target numbers).
@@ -51,6 +59,13 @@ QUESTION = "Which image is a real photograph?"
 # Resamples of the interval over raters: milliseconds for tens of raters, and enough that its ends
 # move by only about 1/40 of the fool rate's standard error from one seed to another.
 BOOTSTRAP_RESAMPLES = 10_000
+# A response time is milliseconds from showing the pair to the click: a week at most (a page left open).
+MAX_RESPONSE_MS = 7 * 24 * 3600 * 1000
+# An answer is a small form (rater, trial, choice, response_ms): a longer body is refused unread.
+MAX_ANSWER_BYTES = 4096
+# Seconds a connection may stall (a request line, headers or a body that stops coming) before the
+# server gives up on it (408 for a body); other raters are served meanwhile (a thread per connection).
+REQUEST_TIMEOUT_S = 30.0
 
 
 class StudyError(ValueError):
@@ -96,15 +111,29 @@ def build_study(
     Each rater gets `trials_per_rater` trials in a seeded random order: `catch_trials` catch trials
     and the rest model trials, whose inputs cycle through the evaluation set in a per-rater
     seeded order (every input before any repeats). Tokens and trial ids are drawn from the same
-    seed, so the build is reproducible.
+    seed, so the build is reproducible. Refused while a server serves `out_dir` (its serve.lock):
+    the images would change under the raters.
     """
+    settings = dict(raters=raters, trials_per_rater=trials_per_rater, catch_trials=catch_trials, seed=seed,
+                    sample_index=sample_index, label=label, task=task)
+    lock = take_lock(Path(out_dir) / LOCK_FILE) if Path(out_dir).is_dir() else None  # none serves a new folder
+    try:
+        return _write_study(Path(set_dir), Path(samples_dir), Path(out_dir), **settings)
+    finally:
+        if lock is not None:
+            release_lock(lock)
+
+
+def _write_study(set_dir: Path, samples_dir: Path, out_dir: Path, *, raters: int, trials_per_rater: int,
+                 catch_trials: int, seed: int, sample_index: int, label: str, task: str) -> Path:
     from palette.imageio import list_images, load_image, save_image
 
-    set_dir, samples_dir, out_dir = Path(set_dir), Path(samples_dir), Path(out_dir)
     model_dir = samples_dir / f"sample_{sample_index}"
     names = [p.stem for p in list_images(set_dir / "target") if (model_dir / f"{p.stem}.png").exists()]
     if not names:
         raise StudyError(f"no image of {set_dir / 'target'} has a sample in {model_dir}")
+    if raters < 1:
+        raise StudyError(f"raters ({raters}) must be at least 1")
     if not 0 <= catch_trials < trials_per_rater:
         raise StudyError(f"catch_trials ({catch_trials}) must be at least 0 and below trials_per_rater ({trials_per_rater})")
     images_dir = out_dir / "images"
@@ -167,14 +196,53 @@ def study_folder(path: str | Path) -> Path:
 def load_study(study_dir: str | Path) -> dict:
     path = study_folder(study_dir) / STUDY_FILE
     try:
-        study = json.loads(path.read_text())
+        study = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StudyError(f"{path}: no study here (build one with `palette study build`)") from None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise StudyError(f"{path}: not a study file ({error})") from None
     if not isinstance(study, dict) or not {"study_id", "raters"} <= set(study):
         raise StudyError(f"{path}: not a study file (no study_id or raters)")
+    problem = _study_problem(study)
+    if problem:
+        raise StudyError(f"{path}: not a usable study file ({problem}); rebuild it with `palette study build`")
     return study
+
+
+def _study_problem(study: dict) -> str | None:
+    """What makes a study record unusable (the server and the score rely on its shape), or None."""
+    if not isinstance(study["study_id"], str) or not isinstance(study["raters"], dict) or not study["raters"]:
+        return "study_id must be text and raters a mapping of token to trials"
+    for token, trials in study["raters"].items():
+        if not isinstance(trials, list) or not trials:
+            return f"rater {token[:8]!r} has no list of trials"
+        for number, trial in enumerate(trials):
+            where = f"trial {number} of rater {token[:8]!r}"
+            if not isinstance(trial, dict) or not all(isinstance(trial.get(key), str) and trial[key]
+                                                      for key in ("id", "name", "left", "right")):
+                return f"{where} needs id, name, left and right"
+            if trial.get("kind") not in ("model", "catch") or trial.get("real_side") not in ("left", "right"):
+                return f"{where}: kind must be model or catch, and real_side left or right"
+            # the server sends images/NAME for these names: plain file names only
+            if any(os.path.basename(trial[side]) != trial[side] or trial[side].startswith(".") for side in ("left", "right")):
+                return f"{where}: an image name that is not a plain file name"
+        if len({trial["id"] for trial in trials}) != len(trials):
+            return f"rater {token[:8]!r} has a trial id twice"
+    return None
+
+
+def study_images(study: dict) -> set[str]:
+    """The file names (in the study's images/ folder) that its trials show."""
+    return {t[side] for trials in study["raters"].values() for t in trials for side in ("left", "right")}
+
+
+def check_study_images(study: dict, images_dir: Path) -> None:
+    """Refuse a study whose images/ folder lacks an image a trial shows, or holds one that does not
+    decode, naming the file: before the server starts, not as a broken picture in front of a rater."""
+    from palette.imageio import load_image
+
+    for name in sorted(study_images(study)):
+        load_image(images_dir / name)  # ImageLoadError (a ValueError) names the file and why
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,58 +250,122 @@ def load_study(study_dir: str | Path) -> dict:
 
 
 def read_answers(study: dict, path: str | Path) -> tuple[list[dict], int]:
-    """The answer rows of `path` and the length in bytes of its complete lines (a last line cut by a
-    crash is left out). Raises StudyError for a file of another study or a row that is not a
-    trial of its rater, naming the line."""
+    """The answer rows of `path` (each with its `line` number) and the length in bytes of its complete
+    lines (a last line cut by a crash is left out). Raises StudyError naming the file and line for a
+    file that is not an answers CSV (binary, not UTF-8, other columns, a row of another length), a
+    file of another study, a row that is not a trial of its rater or answers one twice, and a choice
+    or response time that the server would not have stored."""
     path = Path(path)
     data = path.read_bytes()
     complete = data.rfind(b"\n") + 1
-    rows = list(csv.DictReader(io.StringIO(data[:complete].decode("utf-8", "replace"))))
+    if complete == 0 and ",".join(ANSWER_COLUMNS).encode().startswith(data.rstrip(b"\r")):
+        return [], 0  # empty, or a header cut by a crash: no answers yet
+    bad = data.find(b"\0", 0, complete)
+    try:
+        text = data[:complete].decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad = error.start if bad < 0 else min(bad, error.start)
+    if bad >= 0:
+        line = data.count(b"\n", 0, bad) + 1
+        raise StudyError(f"{path} line {line}: not an answers file (binary data, not UTF-8 CSV text)")
     trials = {token: {t["id"] for t in trial_list} for token, trial_list in study["raters"].items()}
-    seen = set()
-    for number, row in enumerate(rows, start=2):
-        if row.get("study_id") != study["study_id"]:
-            raise StudyError(f"{path} line {number}: an answer of study {row.get('study_id')!r}, not of this "
-                             f"study ({study['study_id']}); move the file away to start this study")
-        if row.get("trial") not in trials.get(row.get("rater"), ()):
-            raise StudyError(f"{path} line {number}: trial {row.get('trial')!r} is not a trial of rater {row.get('rater')!r}")
-        if (row["rater"], row["trial"]) in seen:
-            raise StudyError(f"{path} line {number}: a second answer to trial {row['trial']!r}")
-        seen.add((row["rater"], row["trial"]))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows, seen = [], set()
+    try:
+        if next(reader, []) != ANSWER_COLUMNS:
+            raise StudyError(f"{path} line 1: not an answers file (its columns must be {','.join(ANSWER_COLUMNS)})")
+        for fields in reader:
+            number = reader.line_num
+            if len(fields) != len(ANSWER_COLUMNS):
+                raise StudyError(f"{path} line {number}: {len(fields)} fields, not the {len(ANSWER_COLUMNS)} columns")
+            row = dict(zip(ANSWER_COLUMNS, fields))
+            if row["study_id"] != study["study_id"]:
+                raise StudyError(f"{path} line {number}: an answer of study {row['study_id']!r}, not of this "
+                                 f"study ({study['study_id']}); move the file away to start this study")
+            if row["trial"] not in trials.get(row["rater"], ()):
+                raise StudyError(f"{path} line {number}: trial {row['trial']!r} is not a trial of rater {row['rater']!r}")
+            if (row["rater"], row["trial"]) in seen:
+                raise StudyError(f"{path} line {number}: a second answer to trial {row['trial']!r}")
+            if row["chosen"] not in ("left", "right"):
+                raise StudyError(f"{path} line {number}: chosen must be left or right, got {row['chosen']!r}")
+            problem = response_time_problem(row["response_ms"]) if row["response_ms"] else None
+            if problem:
+                raise StudyError(f"{path} line {number}: response_ms {problem}")
+            seen.add((row["rater"], row["trial"]))
+            rows.append({**row, "line": number})
+    except csv.Error as error:  # e.g. a field over the csv module's size limit
+        raise StudyError(f"{path} line {reader.line_num}: not an answers file ({error})") from None
     return rows, complete
+
+
+def response_time_problem(value) -> str | None:
+    """Why `value` is not a response time to store (finite milliseconds, 0..MAX_RESPONSE_MS), or None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return f"must be a number, got {value!r}"
+    if not (math.isfinite(number) and 0 <= number <= MAX_RESPONSE_MS):
+        return f"must be milliseconds from 0 to {MAX_RESPONSE_MS}, got {value!r}"
+    return None
 
 
 class AnswerLog:
     """The answers CSV of one study, safe against crashes, reloads and concurrent raters.
 
-    Opening it reads the answers already there (so a restarted server resumes every rater), drops
-    a last line cut short by a crash (that answer was never acknowledged, so the page sends it
-    again) and refuses a file that belongs to another study. `record` checks the answer, then
-    appends its row in one write and fsyncs before returning.
+    Opening it checks that the file can be written (or created), reads the answers already there
+    (so a restarted server resumes every rater), drops a last line cut short by a crash (that answer
+    was never acknowledged, so the page sends it again) and refuses a file that belongs to another
+    study. `record` checks the answer, then appends its row in one write and fsyncs before
+    returning; a write that fails is undone and refused (HTTP 503), so the page can send it again.
     """
 
-    def __init__(self, study: dict, path: str | Path) -> None:
-        self.study, self.path = study, Path(path)
+    def __init__(self, study: dict, path: str | Path, exclusive: bool = False) -> None:
+        """`exclusive`: hold a flock on the file until `close()`, refusing a second exclusive log of
+        it (a server of another copy of the study folder, whose serve.lock is another file)."""
+        self.study, self.path, self.exclusive = study, Path(path), exclusive
         self.lock = threading.Lock()
+        self._held: int | None = None
         self.trials = {token: {t["id"]: (i, t) for i, t in enumerate(trials)} for token, trials in study["raters"].items()}
         self.answered: dict[str, set[str]] = {token: set() for token in study["raters"]}
-        self._recover()
+        try:
+            self._recover()
+        except BaseException:
+            self.close()
+            raise
 
     def _recover(self) -> None:
-        if not self.path.exists() or self.path.stat().st_size == 0:
+        try:  # refused now, in one line, rather than as a failed write with every answer
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "w", newline="") as handle:
-                csv.writer(handle).writerow(ANSWER_COLUMNS)
-                handle.flush()
-                os.fsync(handle.fileno())
-            return
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise StudyError(f"{self.path}: cannot write answers there ({error.strerror or error})") from None
+        if not self.exclusive:
+            os.close(descriptor)
+        else:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(descriptor)
+                raise StudyError(f"{self.path}: another `palette study serve` is writing this answers file; "
+                                 "one server at a time") from None
+            self._held = descriptor
         rows, complete_bytes = read_answers(self.study, self.path)
-        if complete_bytes < self.path.stat().st_size:  # a row cut by a crash: never acknowledged, so drop it
+        if complete_bytes == 0 or complete_bytes < self.path.stat().st_size:
+            # no header yet (a new file, or one cut by a crash), or a row cut by a crash: that answer
+            # was never acknowledged, so drop it
             with open(self.path, "r+b") as handle:
                 handle.truncate(complete_bytes)
+                if complete_bytes == 0:
+                    handle.write((",".join(ANSWER_COLUMNS) + "\r\n").encode())  # as csv.writer ends lines
                 os.fsync(handle.fileno())
         for row in rows:
             self.answered[row["rater"]].add(row["trial"])
+
+    def close(self) -> None:
+        """Release the flock of an exclusive log."""
+        if self._held is not None:
+            os.close(self._held)
+            self._held = None
 
     def next_trial(self, token: str) -> tuple[int, dict] | None:
         """(index, trial) of the rater's first unanswered trial, None when done."""
@@ -257,6 +389,9 @@ class AnswerLog:
                 raise RequestRefused(HTTPStatus.BAD_REQUEST, f"trial {trial_id!r} is not one of this rater's trials")
             if trial_id in self.answered[token]:
                 raise RequestRefused(HTTPStatus.CONFLICT, f"trial {trial_id!r} was already answered; answers are final")
+            problem = None if response_ms is None else response_time_problem(response_ms)
+            if problem:
+                raise RequestRefused(HTTPStatus.BAD_REQUEST, f"response_ms {problem}")
             index, trial = self.trials[token][trial_id]
             current = self.next_trial(token)
             if current is None or current[1]["id"] != trial_id:
@@ -267,20 +402,40 @@ class AnswerLog:
                    "response_ms": "" if response_ms is None else f"{float(response_ms):.0f}"}
             line = io.StringIO()
             csv.DictWriter(line, fieldnames=ANSWER_COLUMNS).writerow(row)
-            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-            try:
-                os.write(descriptor, line.getvalue().encode())  # one write: a row is whole or (after a crash) cut and dropped
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
+            self._append(line.getvalue().encode())
             self.answered[token].add(trial_id)
             return row
 
+    def _append(self, data: bytes) -> None:
+        """Append one row in one write (a crash leaves it whole or cut, and a cut one is dropped),
+        fsynced; a failed or partial write (disk full, the file made read-only) is cut off again,
+        so no half row sits between later ones, and refused with 503."""
+        descriptor = None
+        try:
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            size = os.fstat(descriptor).st_size
+            try:
+                if os.write(descriptor, data) != len(data):
+                    raise OSError("only part of the row was written (disk full?)")
+                os.fsync(descriptor)
+            except OSError:
+                os.ftruncate(descriptor, size)
+                raise
+        except OSError as error:
+            raise RequestRefused(HTTPStatus.SERVICE_UNAVAILABLE, "the answer was not saved (a server error); try again "
+                                 "in a moment", log=f"the answer was not saved: {self.path}: {error.strerror or error}") from None
+        finally:
+            if descriptor is not None:
+                os.close(descriptor)
+
 
 class RequestRefused(Exception):
-    def __init__(self, status: HTTPStatus, message: str) -> None:
+    """A request answered with `status` and the one-line `message`; `log`, for the server's own
+    faults, is the line for its log (naming server paths, which the rater's reply does not)."""
+
+    def __init__(self, status: HTTPStatus, message: str, log: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.log = status, message, log
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,12 +507,13 @@ LANDING = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>I
 """
 
 
-def make_handler(study: dict, log: AnswerLog, images_dir: Path):
-    image_names = {t[side] for trials in study["raters"].values() for t in trials for side in ("left", "right")}
+def make_handler(study: dict, log: AnswerLog, images_dir: Path, request_timeout: float = REQUEST_TIMEOUT_S):
+    image_names = study_images(study)
     total = {token: len(trials) for token, trials in study["raters"].items()}
 
     class StudyHandler(BaseHTTPRequestHandler):
         server_version = "PaletteStudy/1"
+        timeout = request_timeout  # on the connection's socket: a stalled client cannot hold a thread forever
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)
@@ -370,6 +526,11 @@ def make_handler(study: dict, log: AnswerLog, images_dir: Path):
         def _text(self, status: int, message: str) -> None:
             self._send(status, (message + "\n").encode(), "text/plain; charset=utf-8")
 
+        def _refuse(self, refused: RequestRefused) -> None:
+            if refused.status >= 500:  # the server's fault, not the rater's: one line in the log
+                self.log_error("%s", refused.log or refused.message)
+            self._text(refused.status, refused.message)
+
         def _next(self, token: str) -> None:
             current = log.next_trial(token)
             if current is None:
@@ -379,6 +540,14 @@ def make_handler(study: dict, log: AnswerLog, images_dir: Path):
                 payload = {"done": False, "total": total[token], "trial": {
                     "id": trial["id"], "index": index, "left": f"/images/{trial['left']}", "right": f"/images/{trial['right']}"}}
             self._send(HTTPStatus.OK, json.dumps(payload).encode(), "application/json")
+
+        def _image(self, name: str) -> bytes:
+            try:
+                return (images_dir / name).read_bytes()
+            except OSError as error:  # deleted or unreadable since the start-up check
+                raise RequestRefused(HTTPStatus.INTERNAL_SERVER_ERROR, f"study image {name} cannot be read on the "
+                                     "server; tell the person running the study",
+                                     log=f"study image {images_dir / name} cannot be read ({error.strerror or error})") from None
 
         def do_GET(self) -> None:
             url = urlparse(self.path)
@@ -394,21 +563,44 @@ def make_handler(study: dict, log: AnswerLog, images_dir: Path):
                 elif url.path == "/api/next":
                     self._next(query.get("rater", [""])[0])
                 elif url.path.startswith("/images/") and url.path[len("/images/"):] in image_names:
-                    self._send(HTTPStatus.OK, (images_dir / url.path[len("/images/"):]).read_bytes(), "image/png")
+                    self._send(HTTPStatus.OK, self._image(url.path[len("/images/"):]), "image/png")
                 else:
                     self._text(HTTPStatus.NOT_FOUND, f"not found: {url.path}")
             except RequestRefused as refused:
-                self._text(refused.status, refused.message)
+                self._refuse(refused)
+
+        def _body(self) -> bytes:
+            """The request's body, refused unread when its Content-Length is missing, not a whole
+            number or too long for an answer; 408 when it stops coming before its length."""
+            text = self.headers.get("Content-Length")
+            if text is None:
+                raise RequestRefused(HTTPStatus.LENGTH_REQUIRED, "an answer needs a Content-Length")
+            text = text.strip()
+            if not (text.isascii() and text.isdigit()):  # int() would take "-1", " +1_0 "
+                raise RequestRefused(HTTPStatus.BAD_REQUEST, f"Content-Length must be a whole number of bytes, got {text[:20]!r}")
+            length = int(text)
+            if length > MAX_ANSWER_BYTES:
+                raise RequestRefused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                     f"an answer is a small form (at most {MAX_ANSWER_BYTES} bytes), not {length} bytes")
+            if length == 0:
+                raise RequestRefused(HTTPStatus.BAD_REQUEST, "an answer is a small form: rater, trial, choice")
+            try:
+                body = self.rfile.read(length)
+            except TimeoutError:
+                self.close_connection = True
+                raise RequestRefused(HTTPStatus.REQUEST_TIMEOUT, f"the request body stopped coming for {request_timeout:g} s "
+                                     f"before its Content-Length ({length} bytes)") from None
+            if len(body) < length:  # the client closed its side early
+                self.close_connection = True
+                raise RequestRefused(HTTPStatus.BAD_REQUEST, f"the request body ended after {len(body)} of its {length} bytes")
+            return body
 
         def do_POST(self) -> None:
             url = urlparse(self.path)
             try:
                 if url.path != "/api/answer":
                     raise RequestRefused(HTTPStatus.NOT_FOUND, f"not found: {url.path}")
-                length = int(self.headers.get("Content-Length") or 0)
-                if not 0 < length <= 4096:
-                    raise RequestRefused(HTTPStatus.BAD_REQUEST, "an answer is a small form: rater, trial, choice")
-                form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"), keep_blank_values=True)
+                form = parse_qs(self._body().decode("utf-8", "replace"), keep_blank_values=True)
                 if any(len(values) != 1 for values in form.values()):
                     raise RequestRefused(HTTPStatus.BAD_REQUEST, "each field may be given once")
                 fields = {key: values[0] for key, values in form.items()}
@@ -420,24 +612,100 @@ def make_handler(study: dict, log: AnswerLog, images_dir: Path):
                     response_ms = None if response_ms is None else float(response_ms)
                 except ValueError:
                     raise RequestRefused(HTTPStatus.BAD_REQUEST, f"response_ms must be a number, got {response_ms!r}") from None
-                log.record(fields["rater"], fields["trial"], fields["choice"], response_ms)
+                log.record(fields["rater"], fields["trial"], fields["choice"], response_ms)  # refuses nan, inf, < 0
                 self._next(fields["rater"])
             except RequestRefused as refused:
-                self._text(refused.status, refused.message)
+                self._refuse(refused)
 
     return StudyHandler
 
 
+class StudyServer(ThreadingHTTPServer):
+    """The study's HTTP server: holds the study folder's lock (serve.lock) and the answers file's
+    flock until `server_close`, and logs a connection that fails (a client that hangs up) in one line."""
+
+    def __init__(self, address, handler, answer_log: AnswerLog, lock_file) -> None:
+        self.answer_log, self.lock_file = answer_log, lock_file
+        super().__init__(address, handler)
+
+    def handle_error(self, request, client_address) -> None:
+        error = sys.exc_info()[1]
+        if debugging() or not isinstance(error, OSError):  # a bug keeps its traceback
+            super().handle_error(request, client_address)
+            return
+        print(f"{client_address[0]}: request dropped ({type(error).__name__}: {error})", file=sys.stderr, flush=True)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.answer_log.close()
+        if self.lock_file is not None:
+            release_lock(self.lock_file)
+            self.lock_file = None
+
+
+def take_lock(path: Path):
+    """Hold `path` (serve.lock) with a non-blocking flock and write our pid into it; refuses, naming
+    the lock and the pid in it, while another process (a server, a build) holds it. A lock left by a
+    server that died (its flock went with it) is taken over. Returns the open file (`release_lock`)."""
+    while True:
+        try:
+            handle = open(path, "a+b")
+        except OSError as error:
+            raise StudyError(f"{path}: cannot create the study folder's lock file ({error.strerror or error})") from None
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read(32).decode("ascii", "replace").strip() or "?"
+            handle.close()
+            raise StudyError(f"{path}: pid {holder} holds this study folder (a running `palette study serve` or "
+                             "`build`); one at a time, so stop that one first") from None
+        try:  # a server stopping unlinks its lock before closing it: ours must still be the file at `path`
+            current = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        handle.close()
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n".encode())
+    handle.flush()
+    return handle
+
+
+def release_lock(handle) -> None:
+    """Remove serve.lock (while still holding it, so no one takes the file being removed) and release it."""
+    try:
+        os.unlink(handle.name)
+    except OSError:
+        pass  # already gone, or a read-only folder: the next server takes a lock no one holds
+    handle.close()
+
+
 def make_server(study_dir: str | Path, host: str = "127.0.0.1", port: int = 8000,
-                answers: str | Path | None = None) -> ThreadingHTTPServer:
+                answers: str | Path | None = None, request_timeout: float = REQUEST_TIMEOUT_S) -> StudyServer:
     """A server for the study in `study_dir` (answers in `study_dir/answers.csv` unless given);
-    port 0 picks a free one (`server.server_address`)."""
+    port 0 picks a free one (`server.server_address`). Refused in one line, before anything is
+    served: a study image missing or not decoding, an answers file that cannot be written or is not
+    this study's, a study folder another server holds (serve.lock). `server_close()` releases it."""
     study_dir = study_folder(study_dir)
     study = load_study(study_dir)
-    log = AnswerLog(study, answers or study_dir / ANSWERS_FILE)
-    server = ThreadingHTTPServer((host, port), make_handler(study, log, study_dir / "images"))
-    server.answer_log = log
-    return server
+    check_study_images(study, study_dir / "images")
+    lock = take_lock(study_dir / LOCK_FILE)
+    log = None
+    try:
+        log = AnswerLog(study, answers or study_dir / ANSWERS_FILE, exclusive=True)
+        handler = make_handler(study, log, study_dir / "images", request_timeout)
+        try:
+            return StudyServer((host, port), handler, log, lock)
+        except OSError as error:
+            raise StudyError(f"cannot listen on {host}:{port} ({error.strerror or error})") from None
+    except BaseException:
+        if log is not None:
+            log.close()
+        release_lock(lock)
+        raise
 
 
 def rater_links(study: dict, base_url: str) -> list[str]:
@@ -498,20 +766,40 @@ def score_study(study_dir: str | Path, answers: str | Path | None = None, min_ca
     than independent trials, and a narrower bootstrap only shows how few raters there are to see
     the spread (with every rater at 0 %, resampling them sees none at all); `interval` then says
     it was widened. Fewer than 2 raters: no interval, and `interval` says so.
+
+    Each answer is scored from study.json and the rater's `chosen` side: its trial's kind and real
+    side come from the study, never from the CSV's `kind`/`picked_real` columns, which a person could
+    edit. Rows whose stored columns disagree with the study are counted
+    (`answers_disagreeing_with_study`, the first line numbers in `answers_disagreeing_lines`).
     """
+    if isinstance(min_catch_accuracy, bool) or not isinstance(min_catch_accuracy, (int, float)) \
+            or not (math.isfinite(min_catch_accuracy) and 0 <= min_catch_accuracy <= 1):
+        raise StudyError(f"min_catch_accuracy must be a fraction from 0 to 1, got {min_catch_accuracy!r}")
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
+        raise StudyError(f"resamples must be a positive whole number, got {resamples!r}")
     study_dir = study_folder(study_dir)
     study = load_study(study_dir)
     log_path = Path(answers) if answers else study_dir / ANSWERS_FILE
+    if answers and not log_path.is_file():  # a file named on purpose must be there (no answers yet is the default's)
+        raise StudyError(f"{log_path}: {'is not a file' if log_path.exists() else 'no such answers file'}")
     rows = read_answers(study, log_path)[0] if log_path.exists() else []
+    trials = {token: {t["id"]: (index, t) for index, t in enumerate(trial_list)}
+              for token, trial_list in study["raters"].items()}
     by_rater: dict[str, list[dict]] = {}
+    disagreeing = []  # line numbers of rows whose stored trial columns are not the study's
     for row in rows:
-        by_rater.setdefault(row["rater"], []).append(row)
+        index, trial = trials[row["rater"]][row["trial"]]  # read_answers checked that it is the rater's trial
+        picked_real = int(row["chosen"] == trial["real_side"])
+        stored = (row["index"], row["kind"], row["name"], row["real_side"], row["picked_real"])
+        if stored != (str(index), trial["kind"], trial["name"], trial["real_side"], str(picked_real)):
+            disagreeing.append(row["line"])
+        by_rater.setdefault(row["rater"], []).append({"kind": trial["kind"], "picked_real": picked_real})
     included, excluded = [], []
     fooled_per_rater, trials_per_rater = [], []  # included raters with at least one model trial
     catch_right = catch_total = 0
     for token, answers_of in by_rater.items():
         catches = [r for r in answers_of if r["kind"] == "catch"]
-        right = sum(int(r["picked_real"]) for r in catches)
+        right = sum(r["picked_real"] for r in catches)
         if not catches or right < min_catch_accuracy * len(catches):
             excluded.append({"rater": token[:8], "answers": len(answers_of), "catch_right": right, "catch_trials": len(catches)})
             continue
@@ -519,7 +807,7 @@ def score_study(study_dir: str | Path, answers: str | Path | None = None, min_ca
         catch_right, catch_total = catch_right + right, catch_total + len(catches)
         model_rows = [r for r in answers_of if r["kind"] == "model"]
         if model_rows:
-            fooled_per_rater.append(sum(1 - int(r["picked_real"]) for r in model_rows))
+            fooled_per_rater.append(sum(1 - r["picked_real"] for r in model_rows))
             trials_per_rater.append(len(model_rows))
     fooled, model_trials, interval_raters = sum(fooled_per_rater), sum(trials_per_rater), len(trials_per_rater)
     pooled = binomial_interval(fooled, model_trials, method=method) if model_trials else None
@@ -547,4 +835,5 @@ def score_study(study_dir: str | Path, answers: str | Path | None = None, min_ca
         "raters": len(study["raters"]), "raters_answered": len(by_rater), "raters_included": len(included),
         "raters_excluded": excluded, "catch_accuracy": 100.0 * catch_right / catch_total if catch_total else None,
         "min_catch_accuracy": min_catch_accuracy,
+        "answers_disagreeing_with_study": len(disagreeing), "answers_disagreeing_lines": disagreeing[:10],
     }
