@@ -117,3 +117,15 @@ def schema_problem(values: dict, schema: dict, origin: str = "config") -> str | 
     value = repr(error.instance)
     value = value if len(value) <= 80 else value[:77] + "..."
     return f"{origin}: key '{where or '(top level)'}' has value {value}: {error.message.splitlines()[0][:200]}"
+
+
+def add_renamed_option(parser, flag: str, old_flag: str, **kwargs):
+    """Add option `flag` that also answers to its former spelling `old_flag`, hidden from --help
+    (kept for one release, docs/restore.md). A required option stays required under either name."""
+    import argparse
+
+    group = parser.add_mutually_exclusive_group(required=kwargs.pop("required", False))
+    action = group.add_argument(flag, **kwargs)
+    shared = {key: kwargs[key] for key in ("type", "default", "choices", "action", "metavar") if key in kwargs}
+    group.add_argument(old_flag, dest=action.dest, help=argparse.SUPPRESS, **shared)
+    return action

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from palette.errors import positive_int
+from palette.errors import add_renamed_option, positive_int
 
 
 def fraction(text: str) -> float:
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build = actions.add_parser("build", help="build a study from an evaluation set and a model's samples")
     build.add_argument("--set", required=True, help="evaluation set (SET/target/NAME.png are the real images)")
     build.add_argument("--samples", required=True, help="the model's samples (SAMPLES/sample_K/NAME.png)")
-    build.add_argument("--out", required=True, help="study folder to write (study.json, images/)")
+    add_renamed_option(build, "--output", "--out", required=True, help="study folder to write (study.json, images/)")
     build.add_argument("--raters", type=positive_int, default=10, help="rater links to make (default: %(default)s)")
     build.add_argument("--trials", type=positive_int, default=50, help="trials per rater (default: %(default)s)")
     build.add_argument("--catch-trials", type=int, default=5, help="of which catch trials (default: %(default)s)")
@@ -75,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
     from palette import study
 
     if args.action == "build":
-        path = study.build_study(args.set, args.samples, args.out, raters=args.raters, trials_per_rater=args.trials,
+        path = study.build_study(args.set, args.samples, args.output, raters=args.raters, trials_per_rater=args.trials,
                                  catch_trials=args.catch_trials, seed=args.seed, label=args.label, task=args.task)
-        print(f"wrote {path}; serve it with: palette study serve {Path(args.out)}")
+        print(f"wrote {path}; serve it with: palette study serve {Path(args.output)}")
         return 0
     if args.action == "serve":
         server = study.make_server(args.study_dir, args.host, args.port, args.answers, args.request_timeout)
