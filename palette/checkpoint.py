@@ -292,6 +292,18 @@ def restore_rng_state(state: dict, generators: dict[str, torch.Generator] | None
 
 
 # ----------------------------------------------------------------------------- inference
+def check_finite(weights: dict, path: str | Path, part: str) -> None:
+    """Refuse weights holding a NaN or inf (a diverged run, an EMA decay of NaN): its digest is
+    intact, so it would load, and every image sampled from it would be garbage. Names the file
+    and the first bad tensor."""
+    for name, tensor in weights.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(f"checkpoint {path} has non-finite weights: {part} tensor {name!r} holds "
+                                  f"{bad} NaN/inf values of {tensor.numel()} (a diverged or broken run; "
+                                  f"use an earlier checkpoint)")
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu", ema: bool = True):
     """Rebuild the U-Net from a checkpoint's stored config and load its EMA (or raw) weights.
 
@@ -305,6 +317,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", ema: bool =
     config = load_config(state["config"])
     model = build_model(config)
     weights = state["ema" if ema else "model"]
+    check_finite(weights, path, "ema" if ema else "model")
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as error:

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from palette.errors import positive_int
+from palette.files import atomic_write
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of outputs, or of sample_K/ subfolders")
     parser.add_argument("--json", dest="json_path", default=None,
                         help="also write the results to this JSON file (default: the table only; never into "
-                             "SAMPLE_DIR unasked)")
+                             "SAMPLE_DIR unasked); an existing file is refused unless --force")
+    parser.add_argument("--force", action="store_true", help="let --json replace an existing file")
     parser.add_argument("--metrics", default="all",
                         help="comma-separated subset of fid,is,pd,ca,psnr,ssim,lpips,ms_ssim "
                              "(or 'diversity', 'all'; default all)")
@@ -66,6 +68,15 @@ def run(args: argparse.Namespace) -> int:
     which palette.cli reports in one line with exit code 2."""
     from palette.metrics.evaluate import evaluate_folders
 
+    json_path = Path(args.json_path) if args.json_path else None
+    if json_path is not None:  # refused before any work: the evaluation can take hours
+        if json_path.is_dir():
+            raise IsADirectoryError(f"--json {json_path} is a folder; name a file")
+        if json_path.exists() and not args.force:
+            raise FileExistsError(f"--json {json_path} exists; add --force to replace it, or choose another name")
+        folder = next(parent for parent in json_path.absolute().parents if parent.exists())
+        if not folder.is_dir():
+            raise NotADirectoryError(f"--json {json_path}: {folder} is a file, not a folder")
     weight_paths = {}
     for item in args.weight:
         name, separator, path = item.partition("=")
@@ -79,12 +90,11 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, progress=not args.no_progress,
     )
     print(format_table(results))
-    if not args.json_path:
+    if json_path is None:
         return 0
-    json_path = Path(args.json_path)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
     # strict JSON has no Infinity/NaN (PSNR of identical images is inf): write them as strings
     safe = {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in results.items()}
-    json_path.write_text(json.dumps(safe, indent=2, allow_nan=False) + "\n")
+    with atomic_write(json_path, "w") as handle:  # creates the parent folders
+        handle.write(json.dumps(safe, indent=2, allow_nan=False) + "\n")
     print(f"wrote {json_path}")
     return 0

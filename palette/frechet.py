@@ -1,9 +1,16 @@
 """The Frechet distance between two Gaussians (Heusel et al. 2017), exactly and in float64, from
 symmetric eigendecompositions only. numpy alone (no torch), so palette.metrics.fid and the
-report's bootstrap (palette.verdict) share one implementation.
+report's bootstrap (palette.verdict) share one implementation, and one checked reader of the
+statistics files (`load_statistics`) and of any other .npz (`read_npz`).
 """
 
 from __future__ import annotations
+
+import math
+import os
+import zipfile
+import zlib
+from pathlib import Path
 
 import numpy as np
 
@@ -62,3 +69,78 @@ def covariance_factor(features: np.ndarray) -> np.ndarray:
     """[d, n] matrix F with F F^T the (n-1)-normalised covariance of `features` [n, d]."""
     features = np.asarray(features, np.float64)
     return (features - features.mean(axis=0)).T / np.sqrt(max(len(features) - 1, 1))
+
+
+def read_npz(path: str | os.PathLike, what: str = "arrays") -> dict[str, np.ndarray]:
+    """Every array of an .npz, read completely; ValueError naming the file when it is not one.
+
+    A cut-off archive (BadZipFile, or an error while a member is read), a text file or a
+    pickle (numpy's "pickled data" complaint: pickles are never loaded) and a bare .npy all
+    become one line naming `path` and what it should hold (`what`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {'not a file' if path.exists() else 'no such file'} ({what} expected)")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        arrays = None
+        if hasattr(archive, "files"):  # not a bare .npy array
+            with archive:
+                arrays = {key: archive[key] for key in archive.files}
+    except ValueError as error:
+        if "pickle" in str(error):
+            raise ValueError(f"{path}: not an .npz archive of {what} (neither a zip archive nor an .npy file; "
+                             f"pickles are not loaded)") from None
+        raise ValueError(f"{path}: unreadable .npz archive of {what}: {error}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error) as error:
+        reason = "an empty file" if isinstance(error, EOFError) else f"cut off or damaged ({error})"
+        raise ValueError(f"{path}: unreadable .npz archive of {what}: {reason}") from None
+    if arrays is None:
+        raise ValueError(f"{path}: a single .npy array, not an .npz archive of {what}")
+    return arrays
+
+
+def load_statistics(path: str | os.PathLike, dim: int | None = None) -> dict:
+    """FID statistics from an .npz, checked before any use: `mu` a finite [d] vector, `sigma` a
+    finite [d, d] matrix (d = `dim` when given), `count` (when present) a whole number of at
+    least 2; text fields (name, digests) as str. Returns {"mu", "sigma" (float64), "count" (-1
+    when absent), "name", "files_digest", "weights_digest" ("" when absent)}; ValueError names
+    the file and the problem (a NaN or inf would otherwise surface as "Eigenvalues did not
+    converge" from deep inside the distance, naming nothing)."""
+    arrays = read_npz(path, "FID statistics (mu, sigma)")
+    missing = [key for key in ("mu", "sigma") if key not in arrays]
+    if missing:
+        raise ValueError(f"{path}: FID statistics need mu and sigma; it has no {' and no '.join(missing)} "
+                         f"(it holds: {', '.join(arrays) or 'nothing'})")
+    values = {}
+    for key in ("mu", "sigma"):
+        array = arrays[key]
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"{path}: {key} holds {array.dtype} values, not numbers")
+        values[key] = array.astype(np.float64)
+    mu, sigma = values["mu"], values["sigma"]
+    size = mu.shape[0] if mu.ndim == 1 else None
+    if size is None or size < 1 or (dim is not None and size != dim):
+        expected = f"[{dim}]" if dim is not None else "[d]"
+        raise ValueError(f"{path}: mu has shape {list(mu.shape)}, expected {expected}")
+    if sigma.shape != (size, size):
+        raise ValueError(f"{path}: sigma has shape {list(sigma.shape)}, expected [{size}, {size}] to match mu")
+    for key, array in (("mu", mu), ("sigma", sigma)):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{path}: {key} holds {int(bad.sum())} non-finite values "
+                             f"(first {key}{list(index)} = {array[index]})")
+    count = -1
+    if "count" in arrays:
+        value = arrays["count"]
+        number = value.item() if value.ndim == 0 and value.dtype.kind in "iuf" else None
+        if number is None or not math.isfinite(number) or number != int(number) or number < 2:
+            raise ValueError(f"{path}: count is {value.tolist()!r}, expected a whole number of images of at least 2")
+        count = int(number)
+    text = {}
+    for key in ("name", "files_digest", "weights_digest"):
+        value = arrays.get(key)
+        if value is not None and (value.ndim != 0 or value.dtype.kind not in "US"):
+            raise ValueError(f"{path}: {key} is not a text ({value.dtype}, shape {list(value.shape)})")
+        text[key] = "" if value is None else str(value)
+    return {"mu": mu, "sigma": sigma, "count": count, **text}

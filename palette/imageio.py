@@ -19,6 +19,12 @@ reason. Truncated files are always an error: Pillow's global ``ImageFile.LOAD_TR
 (which some libraries switch on, and which makes Pillow pad a truncated image with grey) is
 forced off for the duration of our decode.
 
+Image sizes are bounded before anything is decoded: the header's width x height (read without
+decoding) above ``$PALETTE_MAX_IMAGE_PIXELS`` (default 8192 x 8192 = 67,108,864 pixels) is refused
+with an ``ImageLoadError`` naming the file, its size and the variable. (A 140 KB PNG can declare
+12000 x 12000 pixels: 430 MB decoded, several GB as float tensors.) This limit replaces Pillow's
+own decompression-bomb check, which only warns below twice its 89 M pixels, while we decode.
+
 torch is imported only by the tensor conversions, so that the workflow's torch-free code (the
 Snakefile's helpers) can list and check images cheaply.
 """
@@ -29,6 +35,7 @@ import os
 import re
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,8 +53,12 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 LUMINANCE_WEIGHTS = (0.299, 0.587, 0.114)
 """ITU-R BT.601 luma: the gray of a mask, and the colorization task's source (palette.degradations)."""
 
+MAX_PIXELS_ENV = "PALETTE_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_PIXELS = 8192 * 8192
+"""The largest image (width x height) any reader here decodes, unless $PALETTE_MAX_IMAGE_PIXELS says otherwise."""
+
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_truncation_flag_lock = threading.Lock()
+_pillow_settings_lock = threading.Lock()
 
 
 class ImageLoadError(ValueError):
@@ -59,6 +70,60 @@ def _fail(path: Path, reason: str, cause: Exception | None = None) -> ImageLoadE
     return ImageLoadError(f"cannot load image {str(path)!r}: {detail}")
 
 
+def max_image_pixels() -> int:
+    """The pixel limit: $PALETTE_MAX_IMAGE_PIXELS (a whole number) or DEFAULT_MAX_PIXELS."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{MAX_PIXELS_ENV}={text!r}: expected a positive whole number of pixels "
+                         f"(default {DEFAULT_MAX_PIXELS})")
+    return value
+
+
+@contextmanager
+def _pillow_settings():
+    """Pillow's process-wide switches as our reads need them, restored afterwards (under a lock,
+    as other code may flip them): truncated files are an error, and Pillow's decompression-bomb
+    check is off, as ours (`_check_pixels`, configurable) runs on the header before any decode."""
+    with _pillow_settings_lock:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS
+        ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS = False, None
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS = previous
+
+
+def _check_pixels(path: Path, image: Image.Image, limit: int) -> None:
+    """Refuse an opened (not yet decoded) image whose header declares more than `limit` pixels."""
+    width, height = image.size
+    if width * height > limit:
+        raise _fail(path, f"{width}x{height} = {width * height:,} pixels is over the limit of {limit:,} "
+                          f"(set {MAX_PIXELS_ENV} to allow larger images)")
+
+
+def header_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding; ``ImageLoadError`` naming the
+    file when it is not an image or is over the pixel limit (`max_image_pixels`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise _fail(path, "no such file")
+    limit = max_image_pixels()
+    try:
+        with _pillow_settings(), Image.open(path) as probe:
+            _check_pixels(path, probe, limit)
+            return probe.size
+    except ImageLoadError:
+        raise
+    except Exception as error:  # Pillow raises many types (UnidentifiedImageError, SyntaxError, ...)
+        raise _fail(path, "not a readable image", error) from error
+
+
 def _is_16bit_png(path: Path) -> bool:
     """Read the bit depth from the PNG header (IHDR starts at byte 8; bit depth is byte 24)."""
     with open(path, "rb") as handle:
@@ -67,22 +132,26 @@ def _is_16bit_png(path: Path) -> bool:
 
 
 def _decode_with_pillow(path: Path) -> Image.Image:
-    """Verify the file's structure, then decode it fully with truncation treated as an error."""
-    try:
-        with Image.open(path) as probe:
-            probe.verify()  # checks chunk CRCs / structure without decoding pixels
-    except Exception as error:  # Pillow raises many types (SyntaxError, OSError, ...)
-        raise _fail(path, "not a readable image (verify failed)", error) from error
-    with _truncation_flag_lock:
-        previous = ImageFile.LOAD_TRUNCATED_IMAGES
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
+    """Check the size the header declares, verify the file's structure, then decode it fully
+    with truncation treated as an error."""
+    limit = max_image_pixels()
+    with _pillow_settings():
+        try:
+            with Image.open(path) as probe:
+                _check_pixels(path, probe, limit)
+                probe.verify()  # checks chunk CRCs / structure without decoding pixels
+        except ImageLoadError:
+            raise
+        except Exception as error:  # Pillow raises many types (SyntaxError, OSError, ...)
+            raise _fail(path, "not a readable image (verify failed)", error) from error
         try:
             image = Image.open(path)
+            _check_pixels(path, image, limit)  # the file may have changed since the probe
             image.load()
+        except ImageLoadError:
+            raise
         except Exception as error:
             raise _fail(path, "decoding failed (truncated or corrupt)", error) from error
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = previous
     try:
         return ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block should not make a decodable image unreadable
@@ -156,6 +225,19 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise _fail(path, "no such file")
     return _to_rgb(_decode_with_pillow(path), path)  # always decoded: verifies, even 16-bit PNGs
+
+
+def decode_problem(path: str | os.PathLike) -> str | None:
+    """None when `path` decodes completely as an image, else why not (one line naming it).
+
+    What a rerun asks of a file an earlier run wrote before it keeps it (`palette sample`, a
+    folder run of `palette infer`): our writes are atomic, but a file cut off by a full disk, a
+    copy or an older writer exists all the same, and must be redone rather than kept."""
+    try:
+        load_image(path)
+    except ImageLoadError as error:
+        return str(error)
+    return None
 
 
 def _to_rgb(image: Image.Image, path: Path) -> np.ndarray:
@@ -285,9 +367,13 @@ def load_mask(path: str | os.PathLike) -> np.ndarray:
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """uint8 [H, W, 3] exactly as clean-fid reads images (PIL ``.convert('RGB')``, no alpha
     compositing): what the metrics and the report's figures use, for files we wrote ourselves."""
+    limit = max_image_pixels()
     try:
-        with Image.open(path) as image:
+        with _pillow_settings(), Image.open(path) as image:
+            _check_pixels(Path(path), image, limit)
             return np.array(image.convert("RGB"))
+    except ImageLoadError:
+        raise
     except (OSError, SyntaxError, ValueError) as error:  # Pillow's own messages do not name the file
         raise _fail(Path(path), "decoding failed (truncated or corrupt)", error) from error
 

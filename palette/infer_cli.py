@@ -9,8 +9,9 @@ import torch
 
 from palette import restore as restore_photos
 from palette.errors import positive_int
-from palette.inference import (INPUT_TASKS, add_sampler_arguments, check_input_task, image_generator, prepare_source,
-                               resize_short_side, resolve_device, restore, sampler_from_arguments)
+from palette.inference import (INPUT_TASKS, add_sampler_arguments, check_input_task, check_mask_has_holes,
+                               image_generator, prepare_source, resize_short_side, resolve_device, restore,
+                               sampler_from_arguments)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,11 +48,6 @@ def check_outputs(args: argparse.Namespace) -> list[Path]:
     return paths
 
 
-def check_mask_has_holes(mask: torch.Tensor | None, described: str | None) -> None:
-    if mask is not None and not bool(mask.any()):
-        raise ValueError(f"mask {described} marks no pixel to fill (all black; white = fill): nothing to restore")
-
-
 def run(args: argparse.Namespace) -> int:
     from palette.checkpoint import load_model
     from palette.imageio import load_image, load_mask, save_image_as, to_tensor
@@ -70,10 +66,12 @@ def run(args: argparse.Namespace) -> int:
         if mask.shape != image.shape[-2:]:
             raise ValueError(f"mask {args.mask} is {tuple(mask.shape)} but image {args.image} is {tuple(image.shape[-2:])}")
     check_mask_has_holes(mask, args.mask)
-    size = args.size or (model.image_size if model.attention_type in ("global", "local") else None)
+    # the size the model was trained at (its config's image_size; the preset's own may differ)
+    size = args.size or (config.image_size if model.attention_type in ("global", "local") else None)
     if size and min(image.shape[-2:]) != size:
         image, mask = resize_short_side(image, mask, size)
-        print(f"resized {args.image} to {tuple(image.shape[-2:])} (--size)")
+        print(f"resized {args.image} to {tuple(image.shape[-2:])} "
+              f"({'--size' if args.size else 'the size the model was trained at; --size to choose another'})")
         check_mask_has_holes(mask, f"{args.mask} resized to {tuple(image.shape[-2:])}")
     source, mask = prepare_source(image, task, mask)
     sampler = sampler_from_arguments(args)

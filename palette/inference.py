@@ -20,7 +20,7 @@ from palette.data import load_evaluation_mask
 from palette.diffusion import INFERENCE_SCHEDULE, SAMPLERS, SamplerConfig, impute, noise_prediction, sample
 from palette.distributed import resolve_device
 from palette.errors import positive_int
-from palette.imageio import list_images, load_image, save_image, to_tensor
+from palette.imageio import decode_problem, list_images, load_image, save_image, to_tensor
 from palette.sampler_presets import SAMPLER_PRESETS
 
 
@@ -132,7 +132,7 @@ def sample_evaluation_set(
         raise FileNotFoundError(f"{set_dir} has no mask/ folder, but the model {checkpoint} fills masked pixels "
                                 f"({config.task}): without masks it would regenerate whole images")
     jobs = [(k, path) for k in range(samples_per_input) for path in sources
-            if not (out_dir / f"sample_{k}" / f"{path.stem}.png").exists()]
+            if not finished_output(out_dir / f"sample_{k}" / f"{path.stem}.png")]
     with tqdm(total=len(jobs), desc=f"sampling {set_dir.name}", unit="image") as bar, StopSignals() as signals:
         for start in range(0, len(jobs), batch_size):
             if start:  # at least one batch per run: every attempt makes progress
@@ -152,6 +152,17 @@ def sample_evaluation_set(
                 save_image(out_dir / f"sample_{k}" / f"{path.stem}.png", image.cpu())
             bar.update(len(batch))
     return out_dir
+
+
+def finished_output(path: Path) -> bool:
+    """Whether a rerun may keep an output an earlier run wrote: only a file that decodes
+    completely (palette.imageio.decode_problem); a cut-off or damaged one is redone, and said so."""
+    if not path.exists():
+        return False
+    problem = decode_problem(path)
+    if problem:
+        print(f"redoing a damaged output: {problem}")
+    return problem is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,6 +190,12 @@ def prepare_source(image: torch.Tensor, task: str, mask: torch.Tensor | None) ->
     if task == "jpeg":
         return image, None
     raise ValueError(f"unknown input task {task!r}; choose one of {', '.join(INPUT_TASKS)}")
+
+
+def check_mask_has_holes(mask: torch.Tensor | None, described: str | None) -> None:
+    """Refuse a mask that marks no pixel to fill: the output would be the input, silently."""
+    if mask is not None and not bool(mask.any()):
+        raise ValueError(f"mask {described} marks no pixel to fill (all black; white = fill): nothing to restore")
 
 
 def resize_short_side(image: torch.Tensor, mask: torch.Tensor | None, size: int):

@@ -37,9 +37,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from palette.imageio import (IMAGE_EXTENSIONS, list_images, load_image, load_mask, output_format, save_image_as,
-                             to_tensor, to_uint8)
-from palette.inference import image_generator, prepare_source
+from palette.errors import positive_int
+from palette.imageio import (IMAGE_EXTENSIONS, header_size, list_images, load_image, load_mask, output_format,
+                             save_image_as, to_tensor, to_uint8)
+from palette.inference import check_mask_has_holes, finished_output, image_generator, prepare_source
 
 Restorer = Callable[[torch.Tensor, "torch.Tensor | None", Sequence[torch.Generator]], torch.Tensor]
 """A batch of sources [B, 3, h, w] in [-1, 1], masks [B, 1, h, w] (or None) and one generator per
@@ -154,10 +155,15 @@ def hole_regions(mask: np.ndarray, window: int) -> list[tuple[Box, list[Box]]]:
     return [(region, region_windows(region, mask.shape, window)) for region in regions]
 
 
-def tile_boxes(shape: tuple[int, int], window: int, overlap: int) -> list[Box]:
-    """Tiles of `window` x `window` covering an image, neighbours overlapping by at least `overlap`."""
+def check_overlap(window: int, overlap: int) -> None:
+    """Tiles overlap by 0 to window - 1 pixels (a tile overlapping itself entirely never advances)."""
     if not 0 <= overlap < window:
         raise ValueError(f"--overlap must be in 0..{window - 1} for a {window}-pixel window, got {overlap}")
+
+
+def tile_boxes(shape: tuple[int, int], window: int, overlap: int) -> list[Box]:
+    """Tiles of `window` x `window` covering an image, neighbours overlapping by at least `overlap`."""
+    check_overlap(window, overlap)
 
     def starts(total: int) -> list[int]:
         if total <= window:
@@ -326,15 +332,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="keep the photo's size: inpainting fills a window of the model's size around each "
                             "hole and pastes it back (pixels outside the mask stay bit-identical); colorization, "
                             "JPEG and super-resolution run on overlapping tiles blended at the seams")
-    group.add_argument("--window", type=int, default=None,
-                       help="window/tile size (default: the model's training size)")
+    group.add_argument("--window", type=positive_int, default=None,
+                       help="window/tile size, a multiple of the U-Net's size unit (default: the size the model "
+                            "was trained at)")
     group.add_argument("--overlap", type=int, default=None,
-                       help="minimum overlap of neighbouring tiles (default: a quarter of the window)")
+                       help="minimum overlap of neighbouring tiles, 0 to window - 1 (default: a quarter of the window)")
     group.add_argument("--extend", choices=DIRECTIONS,
                        help="panorama: grow the image towards this side by repeated uncropping (an uncropping model)")
-    group.add_argument("--times", type=int, default=1,
+    group.add_argument("--times", type=positive_int, default=1,
                        help="with --extend: how many uncropping steps of half a window each (default: %(default)s)")
-    group.add_argument("--batch-size", type=int, default=8,
+    group.add_argument("--batch-size", type=positive_int, default=8,
                        help="crops or images per forward pass (default: %(default)s)")
 
 
@@ -416,21 +423,23 @@ def run(args: argparse.Namespace) -> int:
                          f"--task uncropping to force it)")
     if args.extend and args.mask:
         raise ValueError("--extend makes its own masks; drop --mask")
-    if args.batch_size < 1 or args.samples < 1:
-        raise ValueError("--batch-size and --samples must be at least 1")
-    window = args.window or model.image_size
+    if args.window is not None:
+        check_window(args.window, model)
+    window = args.window or config.image_size  # the size the model was trained at (not its preset's)
     overlap = window // 4 if args.overlap is None else args.overlap
+    check_overlap(window, overlap)
     restorer = model_restorer(model, config.objective, sampler_from_arguments(args), device, args.batch_size,
                               conditioning=config.conditioning)
     masked = task in MASKED_INPUT_TASKS and not args.extend
     jobs = plan_jobs(args.image, args.output, args.mask, args.samples, masked)
     folder = Path(args.image).is_dir()
-    # A folder run resumes: outputs already written are kept (the writes are atomic).
-    pending = [(job, k) for job in jobs for k, path in enumerate(job.outputs) if not (folder and path.exists())]
+    size = args.size or (config.image_size if not (args.full_resolution or args.extend)
+                         and model.attention_type in ("global", "local") else None)
+    check_sizes(jobs, task, window, size, full_resolution=bool(args.full_resolution and not args.extend))
+    # A folder run resumes: outputs already written are kept if they decode (a cut-off one is redone).
+    pending = [(job, k) for job in jobs for k, path in enumerate(job.outputs) if not (folder and finished_output(path))]
     if folder and len(pending) < len(jobs) * args.samples:
         print(f"skipping {len(jobs) * args.samples - len(pending)} finished outputs in {args.output}")
-    size = args.size or (model.image_size if not (args.full_resolution or args.extend)
-                         and model.attention_type in ("global", "local") else None)
     whole_images = not (args.full_resolution or args.extend)
     with tqdm(total=len(pending), desc="restoring", unit="image", disable=len(pending) < 2) as bar:
         index = 0
@@ -455,15 +464,51 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_window(window: int, model: torch.nn.Module) -> None:
+    """A --window the U-Net can take as it is: a multiple of its size unit (palette.inference
+    pads anything else by reflection, which fails outright when the pad exceeds the window)."""
+    from palette.inference import _pad_multiple
+
+    unit = _pad_multiple(model)
+    if window % unit:
+        nearest = max(unit, round(window / unit) * unit)
+        raise ValueError(f"--window {window} is not a multiple of {unit}, the size unit of this model's U-Net; "
+                         f"try --window {nearest}")
+
+
+def check_sizes(jobs: list[Job], task: str, window: int, size: int | None, full_resolution: bool) -> None:
+    """Before any work, from the files' headers (nothing decoded): every image and mask is within
+    the pixel limit (palette.imageio.header_size), and at full resolution every image is at least
+    one window on each side (a thinner one would be a window of padding, or fail to pad)."""
+    from palette.degradations import SUPER_RESOLUTION_FACTOR
+
+    for job in jobs:
+        width, height = header_size(job.image)
+        if job.mask:
+            header_size(job.mask)
+        if not full_resolution:
+            continue
+        short = size or min(width, height)  # --size resizes the short side first
+        factor = SUPER_RESOLUTION_FACTOR if task == "super_resolution" else 1
+        if short * factor < window:
+            scaled = f" ({factor}x for super-resolution: {short * factor})" if factor > 1 else ""
+            raise ValueError(f"{job.image} is {width}x{height} pixels: its short side{scaled} is smaller than one "
+                             f"{window}-pixel window of --full-resolution; without it the image is resized to "
+                             f"the model's size")
+
+
 def _load(job: Job, size: int | None, resize_short_side) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The image [3, H, W] in [-1, 1] and its mask [H, W] (1 = missing), resized as `palette infer`
-    resizes one image, so a folder's outputs equal those of one-image runs."""
+    resizes one image, so a folder's outputs equal those of one-image runs; a mask with nothing
+    to fill is refused as there."""
     image = to_tensor(load_image(job.image))
     mask = torch.from_numpy(load_mask(job.mask)).float() if job.mask else None
     if mask is not None and mask.shape != image.shape[-2:]:
         raise ValueError(f"mask {job.mask} is {tuple(mask.shape)} but image {job.image} is {tuple(image.shape[-2:])}")
+    check_mask_has_holes(mask, job.mask)
     if size and min(image.shape[-2:]) != size:
         image, mask = resize_short_side(image, mask, size)
+        check_mask_has_holes(mask, f"{job.mask} resized to {tuple(image.shape[-2:])}")
     return image, mask
 
 
@@ -489,7 +534,13 @@ def _restore_large(job: Job, k: int, image, mask, task: str, restorer: Restorer,
     common = dict(seed=args.seed, sample_index=k, name=job.name, progress=True)
     image, mask = to_uint8(image), None if mask is None else mask.numpy() > 0.5  # exact for 8-bit inputs
     if args.extend:
-        result = extend(fit_across(image, args.extend, window), args.extend, args.times, restorer, window, **common)
+        fitted = fit_across(image, args.extend, window)
+        along = fitted.shape[1] if args.extend in ("left", "right") else fitted.shape[0]
+        if along < window - window // 2:  # each step keeps the last half window as the known context
+            raise ValueError(f"{job.image} is {image.shape[1]}x{image.shape[0]} pixels: resized to the {window}-pixel "
+                             f"window across, it is {along} pixels along the extension, less than the half window "
+                             f"({window - window // 2}) each step keeps as context")
+        result = extend(fitted, args.extend, args.times, restorer, window, **common)
     elif task in MASKED_INPUT_TASKS:
         if mask is None:
             raise ValueError(f"task {task!r} needs a mask (--mask FILE, white = pixels to fill)")

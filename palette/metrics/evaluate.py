@@ -109,7 +109,9 @@ def _reference_statistics(reference, cache_dir, model, device, batch_size, progr
         stats.name, stats.files_digest = f"images in {path}", files_digest(list_images(path))
         stats.weights_digest = inception_weights_digest()
     elif path.is_file():
-        stats = FeatureStatistics.load(path)
+        from palette.metrics.inception import FEATURE_DIM
+
+        stats = FeatureStatistics.load(path, FEATURE_DIM)  # checked: one line naming a damaged file
         if stats.weights_digest and stats.weights_digest != inception_weights_digest():
             raise ValueError(f"{path}: reference statistics were made with other Inception weights "
                              f"({stats.weights_digest}); recompute them")
@@ -241,12 +243,16 @@ def _load_models(run: _Evaluation, results: dict, device, paths: dict, weights_d
     """Load each model the chosen metrics need, once, and make the per-image arrays the pass fills.
     A given FID reference is read (or computed from its folder) here, so its record leads `results`."""
     chosen, count = run.chosen, run.count
+    if "fid" in chosen and reference_stats is not None and not Path(reference_stats).is_dir():
+        # a statistics file needs no model: checked before any loads, a damaged one costs nothing
+        run.reference, results["fid_reference"] = _reference_statistics(reference_stats, stats_cache_dir, None,
+                                                                        device, batch_size, progress)
     if {"fid", "is", "pd"} & set(chosen):
         from palette.metrics.inception import FEATURE_DIM, load_inception
 
         run.inception = load_inception(device, paths.get("inception_fid"), weights_dir)
         run.out_features = np.zeros((count, FEATURE_DIM), np.float32)
-    if "fid" in chosen and reference_stats is not None:
+    if "fid" in chosen and reference_stats is not None and run.reference is None:  # a folder of reference images
         run.reference, results["fid_reference"] = _reference_statistics(reference_stats, stats_cache_dir, run.inception,
                                                                         device, batch_size, progress)
     run.need_gt_features = "pd" in chosen or ("fid" in chosen and run.reference is None)

@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from palette.frechet import covariance_factor, frechet_distance, trace_sqrt_product  # noqa: F401 (re-exported)
+from palette.frechet import load_statistics
 from palette.imageio import list_images
 from palette.metrics.inception import FEATURE_DIM
 
@@ -82,11 +83,10 @@ class FeatureStatistics:
         os.replace(temporary, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "FeatureStatistics":
-        with np.load(path) as data:
-            count = int(data["count"]) if "count" in data else -1
-            text = {key: str(data[key]) if key in data else "" for key in ("name", "files_digest", "weights_digest")}
-            return cls(np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64), count, **text)
+    def load(cls, path: str | os.PathLike, dim: int | None = None) -> "FeatureStatistics":
+        """Checked (palette.frechet.load_statistics): a damaged file, missing or non-finite
+        mu/sigma, or shapes that do not fit (`dim` features, when given) raise ValueError naming it."""
+        return cls(**load_statistics(path, dim))
 
     @classmethod
     def from_features(cls, features: np.ndarray) -> "FeatureStatistics":
@@ -121,7 +121,10 @@ def folder_statistics(folder: str | os.PathLike, model=None, cache_dir: str | os
     if cache_dir is not None:
         cache_path = Path(cache_dir) / f"fid-stats-{folder_content_key(paths)}.npz"
         if cache_path.is_file():
-            return FeatureStatistics.load(cache_path)
+            try:
+                return FeatureStatistics.load(cache_path, FEATURE_DIM)
+            except ValueError as error:  # a damaged cache file is recomputed, not trusted (nor fatal)
+                warnings.warn(f"recomputing cached FID statistics: {error}", stacklevel=2)
     model = model if model is not None else load_inception(device)
     stats = statistics_of_feature_batches(
         iter_file_features(model, paths, batch_size, f"FID statistics {Path(folder).name}", progress)
@@ -143,6 +146,6 @@ def fid_against_statistics(folder, reference: FeatureStatistics | str | os.PathL
                            device=None, batch_size: int = 32, progress: bool = True) -> float:
     """FID of a folder against precomputed reference statistics (an .npz with mu and sigma)."""
     if not isinstance(reference, FeatureStatistics):
-        reference = FeatureStatistics.load(reference)
+        reference = FeatureStatistics.load(reference, FEATURE_DIM)
     stats = folder_statistics(folder, model, None, device, batch_size, progress)
     return frechet_distance(stats.mu, stats.sigma, reference.mu, reference.sigma)
