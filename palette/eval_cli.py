@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="explicit weight file, e.g. inception_full=/data/inception-2015-12-05.pt "
                              "(names: `palette weights list`); repeatable")
     parser.add_argument("--stats-cache-dir", default=None, help="where reference statistics are cached")
-    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="images per forward pass of the metric networks")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 

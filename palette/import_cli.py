@@ -18,7 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from palette.import_public import describe, import_checkpoint
 
+    from palette.sampler_presets import sampler_record_path, write_sampler_record
+
     record = import_checkpoint(args.config, args.output, network=args.network, ema=args.ema)
     print(describe(record))
-    print(f"wrote {args.output}")
+    # their own sampler travels with the model: palette infer / sample use it by default
+    write_sampler_record(sampler_record_path(args.output), "public_reproduction", record["sampler"])
+    print(f"wrote {args.output} and {sampler_record_path(args.output)} (their sampler, palette infer's default)")
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from palette import restore as restore_photos
-from palette.errors import positive_int
+from palette.errors import add_renamed_option, positive_int
 from palette.inference import (INPUT_TASKS, add_sampler_arguments, check_input_task, check_mask_has_holes,
                                image_generator, prepare_source, resize_short_side, resolve_device, restore,
                                sampler_from_arguments)
@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="resize the image so its short side is SIZE first (default: the model's training size for "
                              "models with attention, whose cost grows with the square of the pixel count; native size "
                              "for the attention-free variants)")
-    parser.add_argument("--samples", type=positive_int, default=1,
-                        help="write N samples: OUTPUT_0.png ... (default: one, OUTPUT)")
+    add_renamed_option(parser, "--num-samples", "--samples", type=positive_int, default=1,
+                       help="write N samples: OUTPUT_0.png ... (default: one, OUTPUT)")
     add_sampler_arguments(parser)
     restore_photos.add_arguments(parser)
 
@@ -37,8 +37,8 @@ def check_outputs(args: argparse.Namespace) -> list[Path]:
     from palette.imageio import output_format
 
     output = Path(args.output)
-    paths = [output] if args.samples == 1 else [output.with_name(f"{output.stem}_{k}{output.suffix}")
-                                                for k in range(args.samples)]
+    paths = [output] if args.num_samples == 1 else [output.with_name(f"{output.stem}_{k}{output.suffix}")
+                                                for k in range(args.num_samples)]
     inputs = [Path(p) for p in (args.image, args.mask, args.checkpoint) if p]
     for path in paths:
         output_format(path)
@@ -74,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
               f"({'--size' if args.size else 'the size the model was trained at; --size to choose another'})")
         check_mask_has_holes(mask, f"{args.mask} resized to {tuple(image.shape[-2:])}")
     source, mask = prepare_source(image, task, mask)
-    sampler = sampler_from_arguments(args)
+    sampler = sampler_from_arguments(args, args.checkpoint)
     name = Path(args.image).stem
     source = source[None].to(device)
     batch_mask = None if mask is None else mask[None].to(device)
-    for k in range(args.samples):
+    for k in range(args.num_samples):
         generators = [image_generator(args.seed, k, name)]
         result = restore(model, config.objective, source, batch_mask, sampler, generators, progress=True,
                          conditioning=config.conditioning)

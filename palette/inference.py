@@ -21,7 +21,7 @@ from palette.diffusion import INFERENCE_SCHEDULE, SAMPLERS, SamplerConfig, imput
 from palette.distributed import resolve_device
 from palette.errors import positive_int
 from palette.imageio import decode_problem, list_images, load_image, save_image, to_tensor
-from palette.sampler_presets import SAMPLER_PRESETS
+from palette.sampler_presets import RECORD_SUFFIX, SAMPLER_PRESETS, read_sampler_record, sampler_record_path
 
 
 
@@ -226,14 +226,23 @@ def check_input_task(task: str, model_task: str, checkpoint) -> None:
                          f"{', '.join(tasks_of_model(model_task))} only; it has never seen {task} inputs")
 
 
+# The sampler options of `palette infer` / `sample`; naming none of them means "the sampler recorded
+# beside the checkpoint" (palette.sampler_presets.read_sampler_record), else the fast preset.
+SAMPLER_OPTIONS = ("sampler", "steps", "eta", "variance", "clip_x0", "noise_scale", "noise_range")
+
+
 def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     fast = SAMPLER_PRESETS["fast"]
-    group = parser.add_argument_group("sampler")
-    group.add_argument("--sampler", default=fast["name"], choices=SAMPLERS,
-                       help="paper = Algorithm 2 with 1000 steps; the others are faster (default: %(default)s)")
-    group.add_argument("--steps", type=positive_int, default=fast["steps"],
-                       help="steps of the fast samplers (default: %(default)s)")
-    group.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (default: %(default)s)")
+    group = parser.add_argument_group(
+        "sampler", "With none of these options, the sampler recorded beside the checkpoint "
+                   f"(CHECKPOINT{RECORD_SUFFIX}: the one the workflow evaluated the model with, or the imported "
+                   f"project's own) is used, else the fast preset ({fast['name']}, {fast['steps']} steps).")
+    group.add_argument("--sampler", default=None, choices=SAMPLERS,
+                       help=f"paper = Algorithm 2 with 1000 steps; the others are faster (default: the recorded "
+                            f"sampler, else {fast['name']})")
+    group.add_argument("--steps", type=positive_int, default=None,
+                       help=f"steps of the fast samplers (default: {fast['steps']})")
+    group.add_argument("--eta", type=float, default=None, help="DDIM stochasticity (default: 0)")
     group.add_argument("--variance", default=None, choices=("paper", "posterior"),
                        help="the ancestral samplers' noise: 1 - alpha_t as in Algorithm 2 (paper) or DDPM's smaller "
                             "posterior variance (default: paper for `paper`, posterior for `ancestral`)")
@@ -243,22 +252,33 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--noise-scale", type=float, default=None,
                        help="multiply the fresh noise of every stochastic step (S_noise of Karras et al. 2022); "
                             "1 is the paper, below 1 gives cleaner samples from briefly trained models (default: 1)")
-    group.add_argument("--noise-range", choices=("training", "inference"), default="training",
+    group.add_argument("--noise-range", choices=("training", "inference"), default=None,
                        help="where the fast samplers take their noise levels: the training schedule's range "
                             "(gamma 4.4e-5..1, what the network has seen) or the paper's inference schedule's "
                             "(down to gamma 7e-21, which briefly trained models cannot denoise); `paper` always "
-                            "uses the inference schedule (default: %(default)s)")
-    group.add_argument("--seed", type=int, default=0)
+                            "uses the inference schedule (default: training)")
+    group.add_argument("--seed", type=int, default=0, help="seeds every sample's noise (per image, batch-independent)")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
 
 
-def sampler_from_arguments(args: argparse.Namespace) -> SamplerConfig:
-    """The `paper` preset, or the `fast` one with the command line's overrides
-    (palette.sampler_presets)."""
-    if args.sampler == "paper":
+def sampler_from_arguments(args: argparse.Namespace, checkpoint: str | Path | None = None) -> SamplerConfig:
+    """The sampler a command uses: the command line's when it names any sampler option (the `paper`
+    preset, or the `fast` one with its overrides: palette.sampler_presets); otherwise the one recorded
+    beside `checkpoint`; otherwise the fast preset. With a checkpoint, says which on stdout."""
+    given = [name for name in SAMPLER_OPTIONS if getattr(args, name, None) is not None]
+    record = read_sampler_record(checkpoint) if checkpoint is not None and not given else None
+    if record is not None:
+        name, settings = record
+        sampler = SamplerConfig.from_dict(settings)
+        print(f"sampler: {name} ({sampler.name}, {sampler.steps} steps, noise scale {sampler.noise_scale:g}), "
+              f"recorded in {sampler_record_path(checkpoint)}; --sampler etc. choose another", flush=True)
+        return sampler
+    name = args.sampler or SAMPLER_PRESETS["fast"]["name"]
+    if name == "paper":
         values = {"preset": "paper", "variance": args.variance or "paper", "clip_x0": bool(args.clip_x0)}
     else:
-        values = {"preset": "fast", "name": args.sampler, "steps": args.steps, "eta": args.eta}
+        values = {"preset": "fast", "name": name, "steps": args.steps or SAMPLER_PRESETS["fast"]["steps"],
+                  "eta": args.eta or 0.0}
         if args.variance is not None:
             values["variance"] = args.variance
         if args.clip_x0 is not None:
@@ -268,4 +288,8 @@ def sampler_from_arguments(args: argparse.Namespace) -> SamplerConfig:
                           schedule_steps=INFERENCE_SCHEDULE.num_steps)
     if args.noise_scale is not None:
         values["noise_scale"] = args.noise_scale
-    return SamplerConfig.from_dict(values)
+    sampler = SamplerConfig.from_dict(values)
+    if checkpoint is not None:
+        origin = "the command line" if given else f"the default; no {sampler_record_path(checkpoint).name} beside the checkpoint"
+        print(f"sampler: {sampler.name}, {sampler.steps} steps ({origin})", flush=True)
+    return sampler

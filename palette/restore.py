@@ -428,18 +428,18 @@ def run(args: argparse.Namespace) -> int:
     window = args.window or config.image_size  # the size the model was trained at (not its preset's)
     overlap = window // 4 if args.overlap is None else args.overlap
     check_overlap(window, overlap)
-    restorer = model_restorer(model, config.objective, sampler_from_arguments(args), device, args.batch_size,
+    restorer = model_restorer(model, config.objective, sampler_from_arguments(args, args.checkpoint), device, args.batch_size,
                               conditioning=config.conditioning)
     masked = task in MASKED_INPUT_TASKS and not args.extend
-    jobs = plan_jobs(args.image, args.output, args.mask, args.samples, masked)
+    jobs = plan_jobs(args.image, args.output, args.mask, args.num_samples, masked)
     folder = Path(args.image).is_dir()
     size = args.size or (config.image_size if not (args.full_resolution or args.extend)
                          and model.attention_type in ("global", "local") else None)
     check_sizes(jobs, task, window, size, full_resolution=bool(args.full_resolution and not args.extend))
     # A folder run resumes: outputs already written are kept if they decode (a cut-off one is redone).
     pending = [(job, k) for job in jobs for k, path in enumerate(job.outputs) if not (folder and finished_output(path))]
-    if folder and len(pending) < len(jobs) * args.samples:
-        print(f"skipping {len(jobs) * args.samples - len(pending)} finished outputs in {args.output}")
+    if folder and len(pending) < len(jobs) * args.num_samples:
+        print(f"skipping {len(jobs) * args.num_samples - len(pending)} finished outputs in {args.output}")
     whole_images = not (args.full_resolution or args.extend)
     with tqdm(total=len(pending), desc="restoring", unit="image", disable=len(pending) < 2) as bar:
         index = 0

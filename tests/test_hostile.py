@@ -98,7 +98,7 @@ def test_output_over_the_input_is_refused_and_the_photo_kept(model, photo, tmp_p
 
 
 def test_zero_samples_and_negative_sizes_are_refused_by_name(model, photo, tmp_path, capsys):
-    for flag, value in (("--samples", "0"), ("--size", "-4"), ("--steps", "0")):
+    for flag, value in (("--samples", "0"), ("--num-samples", "0"), ("--size", "-4"), ("--steps", "0")):
         message = refused(infer(model, photo, tmp_path / "out.png", "--mask", str(photo["mask"]), flag, value), capsys)
         assert f"argument {flag}: expected a positive integer, got {int(value)}" in message
     for flag, value in (("--samples", "0"), ("--batch-size", "0")):

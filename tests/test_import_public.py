@@ -292,3 +292,13 @@ def test_infer_restores_a_photo_with_a_converted_checkpoint(converted, tmp_path)
     result = load_image(tmp_path / "large_out.png")
     assert result.shape == large.shape and np.array_equal(result[~large_mask], large[~large_mask])
     assert not np.array_equal(result[large_mask], large[large_mask])
+
+
+def test_their_sampler_is_recorded_beside_the_converted_checkpoint(converted):
+    """palette infer / sample default to it (palette.inference.sampler_from_arguments)."""
+    from palette.sampler_presets import read_sampler_record
+
+    name, settings = read_sampler_record(converted)
+    checkpoint = torch.load(converted, map_location="cpu", weights_only=False)
+    assert name == "public_reproduction" and settings == checkpoint["imported"]["sampler"]
+    assert settings["variance"] == "posterior" and settings["clip_x0"] is True

@@ -102,3 +102,35 @@ def test_restore_adds_the_source_back_for_a_residual_model():
                                  [torch.Generator().manual_seed(1) for _ in range(2)]) for residual in (False, True)}
     torch.testing.assert_close(outputs[True], source, atol=1e-3, rtol=0)
     assert outputs[False].abs().max() < 1e-3
+
+
+def test_the_sampler_recorded_beside_the_checkpoint_is_the_default(checkpoint, tmp_path, capsys):
+    """The workflow (rule record_sampler) and `palette import` write CHECKPOINT.sampler.yaml; infer and
+    sample use it when the command line names no sampler option, say so, and follow an explicit one."""
+    import shutil
+
+    from palette.diffusion import SamplerConfig
+    from palette.sampler_presets import sampler_record_path, write_sampler_record
+
+    model = shutil.copy(checkpoint, tmp_path / "inpainting.pt")
+    settings = {"preset": "fast", "name": "ancestral", "steps": 3, "noise_scale": 0.8}  # as the demo samples
+    write_sampler_record(sampler_record_path(model), "ancestral_100", settings)
+    photo = load_image(demo_photo_paths()[0])[:32, :32]
+    save_image(tmp_path / "photo.png", photo)
+    mask = np.zeros((32, 32, 3), np.uint8)
+    mask[8:24, 8:24] = 255
+    save_image(tmp_path / "mask.png", mask)
+    args = ["infer", "--checkpoint", str(model), "--image", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "mask.png")]
+    assert main(args + ["--output", str(tmp_path / "recorded.png")]) == 0
+    said = capsys.readouterr().out
+    assert "sampler: ancestral_100 (ancestral, 3 steps, noise scale 0.8), recorded in" in said
+    assert main(args + ["--output", str(tmp_path / "chosen.png"), "--steps", "2"]) == 0
+    assert "sampler: dpm_solver_pp, 2 steps (the command line)" in capsys.readouterr().out
+    # the recorded sampler is the one that ran: the same image as asking for it by hand
+    assert main(args + ["--output", str(tmp_path / "by_hand.png"), "--sampler", "ancestral", "--steps", "3",
+                        "--variance", "posterior", "--clip-x0", "--noise-scale", "0.8"]) == 0
+    assert np.array_equal(load_image(tmp_path / "recorded.png"), load_image(tmp_path / "by_hand.png"))
+    assert SamplerConfig.from_dict(settings).steps == 3
+    sampler_record_path(model).write_text("name: x\nsettings: {name: warp_drive}\n")
+    assert main(args + ["--output", str(tmp_path / "bad.png")]) == 2
+    assert "inpainting.sampler.yaml" in capsys.readouterr().err
