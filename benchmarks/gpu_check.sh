@@ -13,7 +13,8 @@
 #   3. the real trainer (`palette train`) on the installed photos: 8 steps, then a resume to 12
 #      (CUDA RNG and fused-Adam state through a checkpoint); its log's images/s and MFU columns.
 #   4. the CUDA-only tests: the U-Net on CUDA in fp32 and bf16, channels_last, against the CPU;
-#      a training step that queues its GPU work without a host sync.
+#      a training step that queues its GPU work without a host sync (none may skip).
+# With DEVICE=cuda (the default) and no usable CUDA, it stops at once, exit 1, with the reason.
 # Environment: PYTHON (default python3), DEVICE (cuda), PRESETS (paper,public,small),
 # COMPILED_PRESET (paper), TRAIN_PRESET (public: small checkpoints), TRAIN_SIZE (256), SCALE (1; 0.1 shrinks every
 # time limit for a smoke run). On a CPU: DEVICE=cpu PRESETS=tiny COMPILED_PRESET=tiny
@@ -55,6 +56,14 @@ part() {  # part NAME SECONDS COMMAND...: run COMMAND under a time limit, log to
 { nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
   "$python" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available())"
 } | tee "$out/machine.txt"
+# CUDA asked for (the default) but absent: stop now with the reason. Left to run, every part fails
+# slowly, and the CUDA tests' part alone would pass: its tests all skip and pytest exits 0.
+if [ "$device" = cuda ]; then
+    "$python" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else
+        f'gpu_check.sh: DEVICE=cuda but torch.cuda.is_available() is False (torch {torch.__version__}, '
+        f'CUDA build {torch.version.cuda}, no usable GPU here); run it on a CUDA machine, or with DEVICE=cpu '
+        f'(and the tiny presets) to check the script itself')" || exit 1
+fi
 
 # 1. eager, like against like: batch 4 for `paper` and 8 for `public` (plain fp32 needs about 4x
 #    the memory of bf16: 136 GiB for 8 `paper` images on an H200 without the optimizer state)
@@ -85,5 +94,10 @@ part trainer 45 "$python" -m palette.cli train --config "$out/train.yaml" --work
 part trainer_resumed 30 "$python" -m palette.cli train --config "$out/train.yaml" --workdir "$out/train_run" --no-lease --steps 12
 cp "$out/train_run/log.csv" "$out/train_log.csv" 2>/dev/null && cat "$out/train_log.csv"
 rm -rf "$out/train_run"  # checkpoints are large; the log is what we want back
-part cuda_tests 45 "$python" -m pytest -q -p no:cacheprovider tests/test_unet.py tests/test_train_parts.py -k cuda
+part cuda_tests 45 "$python" -m pytest -q -rs -p no:cacheprovider tests/test_unet.py tests/test_train_parts.py -k cuda
+# on a CUDA device none of them may skip (a skip there is a test that checked nothing)
+if [ "$device" = cuda ] && grep -q "skipped" "$out/cuda_tests.log"; then
+    echo "=== cuda_tests: tests skipped on DEVICE=cuda (see $out/cuda_tests.log)"
+    status=1
+fi
 exit $status

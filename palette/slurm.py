@@ -34,30 +34,41 @@ class Partition:
     time_limit_minutes: float | None = None  # None: unlimited
 
 
+# SLURM's time formats: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS (sbatch --time, sinfo %l)
+TIME_LIMIT = re.compile(r"(?:(?P<days>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?")
+
+
 def parse_time_limit(text: str) -> float | None:
-    """SLURM's [days-]hours:minutes:seconds (or minutes) -> minutes; None for infinite."""
+    """A SLURM time limit -> minutes; None for infinite. The fields' meaning depends on the form:
+    with a day part they are hours[:minutes[:seconds]], without one minutes[:seconds] or
+    hours:minutes:seconds."""
     text = text.strip()
-    if text in ("infinite", "UNLIMITED", "n/a", "N/A", ""):
+    if text.lower() in ("infinite", "unlimited", "n/a", ""):
         return None
-    days, _, rest = text.rpartition("-")
-    parts = [int(p) for p in rest.split(":")]
-    if len(parts) == 1:
-        minutes = parts[0]
+    match = TIME_LIMIT.fullmatch(text)
+    if not match:
+        raise ValueError(f"SLURM time limit {text!r} is not one of MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, "
+                         f"D-HH:MM:SS, UNLIMITED")
+    days, a, b, c = (int(value) if value else None for value in match.group("days", "a", "b", "c"))
+    if days is not None:
+        hours, minutes, seconds = a, b or 0, c or 0
+    elif c is not None:
+        hours, minutes, seconds = a, b, c
     else:
-        hours, minutes, seconds = ([0] * (3 - len(parts)) + parts)[-3:]
-        minutes = hours * 60 + minutes + seconds / 60
-    return minutes + 1440 * int(days or 0)
+        hours, minutes, seconds = 0, a, b or 0
+    return 1440 * (days or 0) + 60 * hours + minutes + seconds / 60
 
 
 def parse_gres(text: str) -> tuple[int, set[str]]:
-    """'gpu:h100:8(S:0-1),gpu:a100:2' -> (8, {'h100', 'a100'}); '(null)' -> (0, set())."""
-    most, models = 0, set()
-    for item in re.findall(r"gpu(?::([A-Za-z0-9_.\-]+))?:(\d+)", text):
-        model, count = item
-        most = max(most, int(count))
+    """A node's gres -> (its GPUs, their models): 'gpu:h100:8(S:0-1)' -> (8, {'h100'});
+    'gpu:a100:2,gpu:h100:4' -> (6, {'a100', 'h100'}) (an untyped request may take GPUs of both);
+    '(null)' -> (0, set())."""
+    total, models = 0, set()
+    for model, count in re.findall(r"(?<![\w-])gpu(?::([A-Za-z0-9_.\-]+))?:(\d+)", text):
+        total += int(count)
         if model:
             models.add(model)
-    return most, models
+    return total, models
 
 
 def partitions_from_sinfo(text: str) -> dict[str, Partition]:
@@ -70,7 +81,12 @@ def partitions_from_sinfo(text: str) -> dict[str, Partition]:
         name, _node, cpus, memory, gres, limit = fields
         default = name.endswith("*")
         name = name.rstrip("*")
-        partition = partitions.setdefault(name, Partition(name, default, time_limit_minutes=parse_time_limit(limit)))
+        if name not in partitions:
+            try:
+                partitions[name] = Partition(name, default, time_limit_minutes=parse_time_limit(limit))
+            except ValueError as error:
+                raise ValueError(f"sinfo, partition {name!r}: {error}") from None
+        partition = partitions[name]
         gpus, models = parse_gres(gres)
         partition.nodes += 1
         partition.cpus = max(partition.cpus, int(re.sub(r"\D", "", cpus) or 0))
