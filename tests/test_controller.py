@@ -64,11 +64,11 @@ def test_the_dry_run_plans_the_login_node_jobs_and_a_requeueable_controller(tmp_
     # The local rules, read from the workflow: the network's and the bookkeeping ones.
     local_rules = set(re.search(r"local rules: (.*)", output).group(1).split())
     assert {"stage_weights", "html_report"} <= local_rules and "train" not in local_rules, local_rules
-    # Run on the login node: only the local jobs no compute job precedes (here the weights' staging);
-    # never the report, which waits for the whole DAG.
+    # Run on the login node: only the local jobs no compute job precedes (here the weights' staging and
+    # the sampler records beside the checkpoints); never the report, which waits for the whole DAG.
     planned = output.split("running here the local jobs", 1)[1].split("would submit:", 1)[0]
     table = re.search(r"Job stats:\njob\s+count\n-+\s+-+\n(.*?)\ntotal", planned, re.S).group(1)
-    assert {line.split()[0] for line in table.splitlines()} == {"stage_weights"}, table
+    assert {line.split()[0] for line in table.splitlines()} == {"stage_weights", "record_sampler"}, table
     submission = re.search(r"would submit: (.*)", output).group(1)
     for option in ("--requeue", "--signal=B:USR1@900", "--open-mode=append", "--time=1-00:00:00", "--in-job"):
         assert option in submission.split(), (option, submission)
