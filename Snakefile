@@ -12,11 +12,33 @@ train (one model per experiment) -> sample (experiment x task variant x sampler)
     snakemake --workflow-profile profiles/slurm --configfile config/presets/places2.yaml
 """
 
-# config.yaml is the default run. A --configfile (a preset, the CI config) replaces it instead of
-# being merged into it: merging would add the demo's experiments to a paper-scale run.
+from pathlib import Path
+
+# config.yaml is the default run. Config files given with --configfile are layered over it one
+# top-level key at a time (a block they give replaces config.yaml's, the others come from it; a data
+# set of its own gets results/NAME and work/NAME), and --config values are merged key by key, read
+# as YAML inside braces (palette.layering, docs/own-data.md). The presets give every key they use.
 if not workflow.overwrite_configfiles:
 
     configfile: "config.yaml"
+
+
+def _layer_config():
+    from snakemake.common.configfile import load_configfile
+
+    from palette.layering import workflow_config
+
+    files = [load_configfile(path) for path in workflow.overwrite_configfiles]
+    layered = workflow_config(
+        Path(workflow.basedir) / "config.yaml",
+        files,
+        dict(workflow.config_settings.config),
+    )
+    config.clear()
+    config.update(layered)
+
+
+_layer_config()
 
 
 include: "rules/common.smk"

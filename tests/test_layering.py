@@ -59,3 +59,38 @@ def test_config_files_merge_in_order_before_layering(tmp_path):
     assert config["dataset"] == {"name": "mine", "kind": "folder", "root": "/b"}
     assert config["train_defaults"] == {"steps": 5}  # given by a file: replaces the demo's whole block
     assert merged({"a": {"b": 1, "c": 2}}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}}
+
+
+def readme_own_data_snippet() -> str:
+    """The first YAML block of the README's "On your own data" section, as a reader copies it."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## On your own data"):]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_own_data_snippet_plans_as_written_and_a_nested_override_takes(tmp_path):
+    """Saved as a file and given to `snakemake --configfile`, the README's snippet (only its folder
+    pointed at a folder of photos) plans the whole DAG into results/NAME; a nested --config value
+    changes what is trained: steps 10 in segments of 5 plans exactly one segment, ending at step 5."""
+    import shutil
+    import subprocess
+    import sys
+
+    from palette.data import demo_photo_paths
+
+    snippet = yaml.safe_load(readme_own_data_snippet())
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in demo_photo_paths():
+        shutil.copy(path, photos)
+    snippet["dataset"]["root"] = str(photos)
+    (tmp_path / "my.yaml").write_text(yaml.safe_dump(snippet))
+    name = snippet["dataset"]["name"]
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(tmp_path / "my.yaml"),
+                             "--config", "train_defaults={steps: 10}", "training={segment_steps: 5}"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert f"results/{name}/report.html" in output and f"work/{name}/train/" in output
+    assert "/segments/5.json" in output and "/segments/10.json" not in output, output[-3000:]
+    assert " results/report.html" not in output  # the demo's results are not touched
