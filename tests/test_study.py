@@ -5,9 +5,6 @@ installed or started; a failure with the reason under CI=true or PALETTE_TEST_BR
 import csv
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import urllib.error
 import urllib.parse
@@ -307,53 +304,6 @@ def test_cli_score_prints_the_fool_rate(study_dir, capsys):
 
 # ---------------------------------------------------------------------------------------------
 # A rater in a real browser
-
-
-BROWSER_ASKED = os.environ.get("PALETTE_TEST_BROWSER") == "1"  # asked for: a missing browser fails the test
-
-
-def _chromium_or_skip():
-    """Debian's chromium and chromium-driver (installed here when missing and we are root) and
-    Selenium; skips with the reason when any is unavailable (fails under CI or when asked for:
-    conftest.unavailable)."""
-    try:
-        from selenium import webdriver  # noqa: F401
-    except ImportError:
-        unavailable("selenium is not installed (pip install -e '.[dev]')", asked=BROWSER_ASKED)
-    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (browser and driver) and os.geteuid() == 0 and shutil.which("apt-get"):
-        try:
-            subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True, timeout=300)
-            subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"], check=True,
-                           capture_output=True, timeout=600, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        except (subprocess.SubprocessError, OSError) as error:
-            unavailable(f"could not install chromium and chromium-driver with apt-get: {error}", asked=BROWSER_ASKED)
-        browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (browser and driver):
-        unavailable("no chromium/chromedriver on PATH and cannot install them (needs root and apt-get)",
-                    asked=BROWSER_ASKED)
-    return browser, driver
-
-
-@pytest.fixture
-def chrome(tmp_path):
-    browser, driver_path = _chromium_or_skip()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={profile}", "--window-size=900,640"):
-        options.add_argument(flag)
-    try:
-        driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    except Exception as error:  # a browser that will not start: skipped with the reason, a failure under CI
-        unavailable(f"headless chromium did not start: {error}", asked=BROWSER_ASKED)
-    yield driver
-    driver.quit()
 
 
 def test_a_rater_clicks_through_the_study_in_a_browser(chrome, server, study_dir):
