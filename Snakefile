@@ -12,7 +12,7 @@ train (one model per experiment) -> sample (experiment x task variant x sampler)
     snakemake --workflow-profile profiles/slurm --configfile config/presets/places2.yaml
 """
 
-from pathlib import Path
+from palette.layering import layer_workflow_config
 
 # config.yaml is the default run. Config files given with --configfile are layered over it one
 # top-level key at a time (a block they give replaces config.yaml's, the others come from it; a data
@@ -23,22 +23,7 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-def _layer_config():
-    from snakemake.common.configfile import load_configfile
-
-    from palette.layering import workflow_config
-
-    files = [load_configfile(path) for path in workflow.overwrite_configfiles]
-    layered = workflow_config(
-        Path(workflow.basedir) / "config.yaml",
-        files,
-        dict(workflow.config_settings.config),
-    )
-    config.clear()
-    config.update(layered)
-
-
-_layer_config()
+layer_workflow_config(workflow, config)
 
 
 include: "rules/common.smk"

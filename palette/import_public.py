@@ -45,6 +45,10 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
+# torch-free, shared with the workflow's checks (palette.external)
+from palette.public_config import TASKS, read_public_config, strip_json_comments  # noqa: F401
+from palette.public_config import lookup as _lookup
+
 PUBLIC_REPOSITORY = "github.com/Janspiry/Palette-Image-to-Image-Diffusion-Models"
 IMPORTED_KIND = "imported"  # the checkpoint's `kind` (trained ones say "training" or "final")
 UNET_PREFIX = "denoise_fn."
@@ -52,8 +56,6 @@ UNET_PREFIX = "denoise_fn."
 # non-EMA file (the EMA copy is made before they exist). Not weights: checked, then dropped.
 SCHEDULE_BUFFERS = ("gammas", "sqrt_recip_gammas", "sqrt_recipm1_gammas", "posterior_log_variance_clipped",
                     "posterior_mean_coef1", "posterior_mean_coef2")
-# Their model.which_model.args.task -> ours.
-TASKS = {"inpainting": "inpainting", "uncropping": "uncropping", "colorization": "colorization"}
 
 # Their UNet's keyword arguments and defaults (models/guided_diffusion_modules/unet.py); the
 # first six have no default.
@@ -82,64 +84,6 @@ _BLOCK_PARTS = {
 
 # ----------------------------------------------------------------------------------------------
 # Their config
-
-
-def strip_json_comments(text: str) -> str:
-    """`text` without its // comments (outside strings), as their config parser reads it."""
-    out, index, in_string = [], 0, False
-    while index < len(text):
-        char = text[index]
-        if in_string:
-            out.append(char)
-            if char == "\\":
-                out.append(text[index + 1:index + 2])
-                index += 1
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-            out.append(char)
-        elif text.startswith("//", index):
-            end = text.find("\n", index)
-            index = len(text) if end < 0 else end
-            continue
-        else:
-            out.append(char)
-        index += 1
-    return "".join(out)
-
-
-def read_public_config(path: str | Path) -> dict:
-    """Their JSON config (// comments allowed), or a ValueError naming the file and the place."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"config {path}: not a UTF-8 text file ({error.reason})") from None
-    try:
-        config = json.loads(strip_json_comments(text))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"config {path} line {error.lineno} column {error.colno}: not JSON (after removing "
-                         f"// comments): {error.msg}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"config {path}: expected a JSON object (the public reproduction's config), "
-                         f"got {type(config).__name__}")
-    return config
-
-
-def _lookup(config: dict, path: str, origin: str, default: Any = ...) -> Any:
-    """config['a']['b'][0]... for path 'a.b.0'; a ValueError naming the key when it is missing."""
-    value: Any = config
-    for part in path.split("."):
-        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        elif isinstance(value, dict) and part in value:
-            value = value[part]
-        elif default is not ...:
-            return default
-        else:
-            raise ValueError(f"{origin}: no key '{path}' (the public reproduction's configs have it; is this one?)")
-    return value
 
 
 def _is_int(value: Any) -> bool:

@@ -83,3 +83,14 @@ def workflow_config(defaults_file: Path, config_files: list[dict], command_line:
     for values in config_files:
         given = merged(given, values or {})
     return merged(layered(defaults, given), typed(dict(command_line)))
+
+
+def layer_workflow_config(workflow, config: dict) -> None:
+    """Replace the Snakefile's `config` (in place) by `workflow_config` of what Snakemake was given:
+    the --configfile files, the --config values, over config.yaml beside the Snakefile."""
+    from snakemake.common.configfile import load_configfile
+
+    files = [load_configfile(path) for path in workflow.overwrite_configfiles]
+    layered = workflow_config(Path(workflow.basedir) / "config.yaml", files, dict(workflow.config_settings.config))
+    config.clear()
+    config.update(layered)

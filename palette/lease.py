@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,11 +91,13 @@ def lease_gpus(
     total: int | None = None,
     wait_seconds: float = 0.0,
     poll_seconds: float = 2.0,
+    stopped: Callable[[], str | None] | None = None,
 ) -> Lease:
     """Lock `count` free GPUs and export CUDA_VISIBLE_DEVICES; a no-op if it is already set.
 
     Waits up to `wait_seconds` (polling) for GPUs to free up, then raises LeaseError naming the
-    lock folder. `total` defaults to the GPUs on this machine.
+    lock folder. `total` defaults to the GPUs on this machine. `stopped` (e.g. a StopSignals'
+    `received`) ends the wait early: a stop signal must not wait out the lease's time.
     """
     if "CUDA_VISIBLE_DEVICES" in os.environ:
         visible = [v for v in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if v.strip()]
@@ -111,6 +114,9 @@ def lease_gpus(
         held = _try_lock(lock_dir, count, total)
         if held is not None:
             break
+        reason = stopped() if stopped is not None else None
+        if reason:
+            raise LeaseError(f"stopped by {reason} while waiting for {count} free GPU(s) of {total}")
         if time.monotonic() >= deadline:
             raise LeaseError(
                 f"no {count} free GPU(s) of {total}: all locked in {lock_dir} "
@@ -123,7 +129,8 @@ def lease_gpus(
     return lease
 
 
-def lease_for_job(gpus: int, device: str = "auto", wait_seconds: float = 600.0) -> Lease | None:
+def lease_for_job(gpus: int, device: str = "auto", wait_seconds: float = 600.0,
+                  stopped: Callable[[], str | None] | None = None) -> Lease | None:
     """A workflow job's lease: `gpus` GPUs (its `gpu` resource) unless it runs on the CPU or the
     machine has none. Call before CUDA starts; a no-op under SLURM (CUDA_VISIBLE_DEVICES set)."""
     if device == "cpu" or not gpus:
@@ -131,7 +138,7 @@ def lease_for_job(gpus: int, device: str = "auto", wait_seconds: float = 600.0) 
     total = count_gpus()
     if not total:
         return None
-    lease = lease_gpus(gpus, total=total, wait_seconds=wait_seconds)
+    lease = lease_gpus(gpus, total=total, wait_seconds=wait_seconds, stopped=stopped)
     print(f"GPU lease: {lease.devices}")
     return lease
 

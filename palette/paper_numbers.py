@@ -199,3 +199,20 @@ def paper_cell(title: str, label: str, metric: str, dataset_kind: str = "imagene
 
 def table_protocol(title: str, dataset_kind: str) -> str | None:
     return next(table.protocol(dataset_kind) for table in PAPER_TABLES if table.title == title)
+
+
+def palette_rows(task: str, train_task: str, dataset_kind: str = "imagenet") -> list[tuple[PaperTable, PaperRow]]:
+    """The paper's Palette rows for one task variant, in table order: its specialist (role task_model,
+    trained on `train_task`) scored on that variant, not the ablation tables' partner rows ("@role").
+    Where a model trained elsewhere (role external, palette.external) stands beside the paper's Palette."""
+    from palette.tasks import colorization_on_test_list
+
+    found = []
+    for table in PAPER_TABLES:
+        for row in table.rows:
+            if row.role != "task_model" or row.train_task != train_task or not row.task or row.task.startswith("@"):
+                continue
+            variant = colorization_on_test_list(dataset_kind) if row.task == COLORIZATION_CTEST10K else row.task
+            if variant == task:
+                found.append((table, row))
+    return found

@@ -42,7 +42,7 @@ from pathlib import Path
 import yaml
 
 from palette.attempts import MAX_SEGMENTS, RESUMABLE_RULES, RESUME_RETRIES
-from palette.config import deep_merge
+from palette.config import deep_merge, read_yaml
 from palette.reference_sets import FID5K_REFERENCE_NAME, evaluation_subset_name
 from palette.sampler_presets import resolve_sampler
 
@@ -327,7 +327,7 @@ def read_profile(path: str | Path) -> tuple[dict, str]:
     path = path / "config.yaml" if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"profile {path} not found (a folder with config.yaml, or the file)")
-    return yaml.safe_load(path.read_text()) or {}, str(path)
+    return read_yaml(path) or {}, str(path)  # a user's YAML: repeated keys, alias bombs refused
 
 
 def _as_mapping(value) -> dict:
@@ -578,12 +578,15 @@ def plan(workflow_config: dict, model=None, profile: dict | None = None, profile
         train = deep_merge(config.get("train_defaults") or {}, experiment["train"])
         train.setdefault("image_size", planner.size)
         parameters, forward = model(train)
-        # an experiment's own segment_steps before training.segment_steps, as rules/common.smk reads them
-        segment_steps = experiment.get("segment_steps") or setting(config, "training.segment_steps")
-        rows.append(planner.train_row(name, train, parameters, forward, segment_steps))
-        steps, every, keep = train["steps"], train.get("checkpoint_every") or train["steps"], train.get("keep_every")
-        kept = 2 + (steps // keep if keep else 0)  # last.pt, previous.pt and the step_N.pt kept
-        checkpoint_bytes += 16 * parameters * min(kept, max(1, steps // every) + 1) + 8 * parameters
+        if experiment.get("role") == "external":  # a model trained elsewhere: copied in, not trained (palette.external)
+            checkpoint_bytes += 8 * parameters
+        else:
+            # an experiment's own segment_steps before training.segment_steps, as rules/common.smk reads them
+            segment_steps = experiment.get("segment_steps") or setting(config, "training.segment_steps")
+            rows.append(planner.train_row(name, train, parameters, forward, segment_steps))
+            steps, every, keep = train["steps"], train.get("checkpoint_every") or train["steps"], train.get("keep_every")
+            kept = 2 + (steps // keep if keep else 0)  # last.pt, previous.pt and the step_N.pt kept
+            checkpoint_bytes += 16 * parameters * min(kept, max(1, steps // every) + 1) + 8 * parameters
         regression = train.get("objective") == "regression"
         samples = 1 if regression else setting(config, "sampling.samples_per_input")  # rules/common.smk
         for task in experiment["evaluate_on"]:
@@ -783,7 +786,7 @@ def run(args: argparse.Namespace) -> int:
     from palette.errors import schema_problem
     from palette.files import atomic_write
 
-    config = yaml.safe_load(Path(args.configfile).read_text())
+    config = read_yaml(args.configfile)  # a user's YAML: repeated keys, alias bombs refused (one line)
     problem = schema_problem(config, workflow_schema(), origin=args.configfile)
     if problem:
         raise ValueError(problem)

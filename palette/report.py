@@ -37,6 +37,7 @@ from PIL import Image  # noqa: E402
 
 from palette.imageio import numbered_sample_folders, read_rgb  # noqa: E402
 from palette.departures import departures_from_paper  # noqa: E402
+from palette.external import EXTERNAL_ROLE, external_label, load_records, reported_numbers  # noqa: E402
 from palette.paper_numbers import GROUND_TRUTH, PAPER_TABLES, PaperRow, paper_numbers  # noqa: E402
 from palette.tasks import COLORIZATION_CTEST10K, colorization_on_test_list  # noqa: E402
 from palette.verdict import Side, Statistics, number_verdict, reproduction_verdicts  # noqa: E402
@@ -219,7 +220,7 @@ def numbers_reproduced(statistics: Statistics, runs, metric_paths, ground_truth_
 
 
 def paper_tables(experiments: dict, metrics: dict, shown_samplers: dict, dataset_kind: str = "imagenet",
-                 ground_truth: dict | None = None, number=None) -> list[dict]:
+                 ground_truth: dict | None = None, number=None, externals: dict | None = None) -> list[dict]:
     """The paper's tables with our numbers beside the paper's.
 
     `metrics` maps (experiment, task, sampler) to flattened metrics; `shown_samplers` maps
@@ -227,8 +228,15 @@ def paper_tables(experiments: dict, metrics: dict, shown_samplers: dict, dataset
     task variant to the flattened metrics of its evaluation targets (the paper's ground-truth
     rows). The paper's column holds its numbers for this run's data set (ImageNet for ImageNet
     and the demo).
+
+    Below each of the paper's Palette rows (its specialist on a task variant), a row per model
+    trained elsewhere (role external) with that task evaluated on that variant, labelled as
+    palette.external does ("public reproduction (imported)"; `externals`: the records by name):
+    the paper column is the paper's Palette number it is judged against, and each cell carries
+    the number its own project reports (config `reported`), beside ours.
     """
     ground_truth = ground_truth or {}
+    externals = externals or {}
     tables = []
     for table in PAPER_TABLES:
         rows = []
@@ -245,24 +253,45 @@ def paper_tables(experiments: dict, metrics: dict, shown_samplers: dict, dataset
                 ours = metrics.get(run, {}) if run else {}
             used.append(ours)
             numbers, source = paper_numbers(table, row, dataset_kind)
-            cells = []
-            for metric in table.metrics:
-                paper_value = numbers.get(metric)
-                our_value = metric_value(ours, metric) if run else None
-                cells.append({"paper": paper_value, "ours": our_value, "unavailable": _unavailable_reason(ours, metric) if run else None,
-                              "note": fid_note(ours) if metric == "fid" and run else None,
-                              "number": number(run, metric, paper_value, table.protocol(dataset_kind)) if number and run else None})
             rows.append(
                 {
                     "label": row.label,
                     "run": None if run is None else {"experiment": run[0], "task": run[1], "sampler": run[2]},
                     "paper_only": row.role is None,
-                    "cells": cells,
+                    "external": False,
+                    "cells": _cells(table, numbers, run, ours, dataset_kind, number),
                 }
             )
+            if row.role != "task_model" or not row.task or row.task.startswith("@"):
+                continue
+            for name, settings in experiments.items():  # models trained elsewhere, beside the paper's Palette
+                shown = shown_samplers.get((name, row.task))
+                if settings.get("role") != EXTERNAL_ROLE or settings["train"]["task"] != row.train_task or not shown:
+                    continue
+                run = (name, row.task, shown)
+                used.append(metrics.get(run, {}))
+                rows.append({"label": f"{row.label}, {external_label(settings, externals.get(name))}",
+                             "run": {"experiment": name, "task": row.task, "sampler": shown}, "paper_only": False, "external": True,
+                             "cells": _cells(table, numbers, run, metrics.get(run, {}), dataset_kind, number,
+                                             reported_numbers(settings, row.task))})
         note = " ".join(part for part in (table.note, evaluation_summary(used)) if part)
         tables.append({"title": table.title, "note": note, "paper_data": source, "metrics": [_metric_label(m) for m in table.metrics], "rows": rows})
     return tables
+
+
+def _cells(table, numbers: dict, run, ours: dict, dataset_kind: str, number=None, reported: dict | None = None) -> list[dict]:
+    """One table row's cells: per metric the paper's number, ours (with its image counts and, where
+    `number` is given, whether the paper's is reproduced), and the number the model's own project
+    reports (`reported`, for a model trained elsewhere)."""
+    cells = []
+    for metric in table.metrics:
+        paper_value = numbers.get(metric)
+        our_value = metric_value(ours, metric) if run else None
+        cells.append({"paper": paper_value, "ours": our_value, "unavailable": _unavailable_reason(ours, metric) if run else None,
+                      "note": fid_note(ours) if metric == "fid" and run else None,
+                      "number": number(run, metric, paper_value, table.protocol(dataset_kind)) if number and run else None,
+                      "reported": (reported or {}).get(metric)})
+    return cells
 
 
 def _metric_label(metric: str) -> str:
@@ -599,9 +628,12 @@ def build_report(
     ground_truth_paths: list | None = None,
     plan_config: dict | None = None,
     train_configs: dict | None = None,
+    external_paths: list | None = None,
 ) -> Path:
-    """Assemble everything the page shows and render it."""
+    """Assemble everything the page shows and render it. `external_paths`: the records the
+    import_checkpoint jobs wrote for the role-external experiments (palette.external)."""
     results_dir = Path(results_dir)
+    externals = load_records(external_paths)
     kind = dataset.get("kind", "imagenet")
     metrics = {tuple(run): flat for run, flat in zip(runs, load_metrics(metric_paths))}
     statistics = Statistics(**(verdict_settings or {}))  # shared: a run's intervals are resampled once
@@ -619,6 +651,12 @@ def build_report(
             figures.append({"task": task, "sampler": shown.get((name, task)), "grid": data_uri(grid) if grid.exists() else None, "diversity": data_uri(strip) if strip.exists() else None})
         log_path = next((p for p in training_log_paths if Path(p).stem == name), None)
         last = read_training_log(log_path).tail(1).to_dict("records") if log_path else []
+        external = None
+        if settings.get("role") == EXTERNAL_ROLE:  # not trained here: where its model came from instead
+            record = externals.get(name, {})
+            external = {"label": external_label(settings, record), "files": record.get("files") or {},
+                        "departures": record.get("departures", []), "imported": record.get("imported") or {},
+                        "reported": settings.get("reported") or {}, "reported_note": settings.get("reported_note") or ""}
         per_experiment.append(
             {
                 "name": name,
@@ -629,6 +667,7 @@ def build_report(
                 "rows": [[format_number(v) if not isinstance(v, str) else v for v in row] for row in table.itertuples(index=False)],
                 "figures": figures,
                 "last_log": last[0] if last else {},
+                "external": external,
             }
         )
     context = {
@@ -638,12 +677,18 @@ def build_report(
         "paper_tables": paper_tables(experiments, metrics, shown, kind,
                                      {Path(p).stem: flat for p, flat in zip(ground_truth_paths or [],
                                                                             load_metrics(ground_truth_paths or []))},
-                                     number=numbers_reproduced(statistics, runs, metric_paths, ground_truth_paths or [])),
+                                     number=numbers_reproduced(statistics, runs, metric_paths, ground_truth_paths or []),
+                                     externals=externals),
         "verdicts": reproduction_verdicts(experiments, runs, metric_paths, samplers, results_dir, **(verdict_settings or {}),
-                                          dataset_kind=kind, train_configs=train_configs, statistics=statistics),
+                                          dataset_kind=kind, train_configs=train_configs, statistics=statistics, externals=externals),
         "experiments": per_experiment,
         "noise_check": noise_check(runs, metrics),
-        "departures": departures_from_paper(train_configs or {}, samplers),
+        # an external model's departures are its record's (palette import names them), not its train settings'
+        "departures": departures_from_paper({name: train for name, train in (train_configs or {}).items()
+                                             if experiments.get(name, {}).get("role") != EXTERNAL_ROLE}, samplers)
+        + [{"kind": external_label(experiments[name], record), "name": name, "changes": record["departures"]}
+           for name, record in externals.items() if name in experiments and record.get("departures")],
+        "has_external": any(settings.get("role") == EXTERNAL_ROLE for settings in experiments.values()),
         "noise_limit": NOISE_RATIO_LIMIT,
         "samplers": samplers,
         "sweep": sweep,

@@ -4,6 +4,10 @@
 They may be sent to the whole process group (`timeout`, a terminal's Ctrl-C, SLURM at preemption
 or at the time limit), so the DataLoader's worker processes ignore them and leave the shutdown to
 the main process (`ignore_stop_signals`, installed with `start_workers`).
+
+`palette train` installs StopSignals before anything slow (importing torch, reading the data,
+building the model), so a signal in the first seconds also ends with RESUME_EXIT_CODE and an
+unlocked work folder, not with the signal's own exit status (143 for SIGTERM). Torch-free.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import signal
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
+RESUME_EXIT_CODE = 75  # EX_TEMPFAIL: stopped by one of them (or the time budget) with what was trained saved; run again
 
 
 def ignore_stop_signals(worker_id: int | None = None) -> None:

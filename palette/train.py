@@ -27,7 +27,9 @@ Signals (palette.signals). SIGTERM, SIGINT (Ctrl-C), SIGUSR1 and SIGUSR2 (SLURM'
 warning) stop the loop at the next step boundary with a checkpoint; a second Ctrl-C aborts at once
 (the last checkpoint stays: writes are atomic). They may be sent to the whole process group
 (`timeout`, Ctrl-C, SLURM): the DataLoader workers ignore them and leave the shutdown to the main
-process.
+process. The handlers are in place from the start (`palette train` installs them before it
+imports torch): a signal during the set-up ends it before the first step with the same exit
+code, and the work folder's lock file is removed whenever a run ends.
 
 Exit codes (`palette train`, palette.train_cli): 0 done; RESUME_EXIT_CODE (75, EX_TEMPFAIL) when one of those signals or
 the time budget stopped it after saving a checkpoint (run it again to resume);
@@ -56,7 +58,9 @@ from torch import nn
 from palette.checkpoint import (
     FORMAT_VERSION, CheckpointError, CheckpointFolder, capture_rng_state, restore_rng_state, save_checkpoint,
 )
-from palette.config import ConfigError, TrainConfig, config_differences, load_config, micro_batches
+from palette.config import (  # noqa: F401 (PAPER_SCALE_PARAMETERS: re-exported)
+    PAPER_SCALE_PARAMETERS, ConfigError, TrainConfig, config_differences, load_config, micro_batches,
+)
 from palette.data import make_loader, noise_generator
 from palette.distributed import (
     all_reduce, arithmetic_of, barrier, device_peak_flops, gather_objects, group_norm_keeps_channels_last, set_tf32,
@@ -65,12 +69,12 @@ from palette.distributed import (
 from palette.ema import EMA
 from palette.files import atomic_write
 from palette.models import build_model, parameter_count, regression_loss
-from palette.signals import StopSignals, start_workers
+from palette.signals import RESUME_EXIT_CODE, StopSignals, start_workers
 
-RESUME_EXIT_CODE = 75  # EX_TEMPFAIL: checkpoint saved, run again to resume
+# RESUME_EXIT_CODE (75, EX_TEMPFAIL: checkpoint saved, run again to resume) is palette.signals', and
+# PAPER_SCALE_PARAMETERS palette.config's: `palette train` reads both before it imports torch.
 NONFINITE_LOSS_EXIT_CODE = 65  # EX_DATAERR: loss became NaN/inf; last good checkpoint kept
 CONFIG_EXIT_CODE = 78  # EX_CONFIG: bad config, or a checkpoint from an incompatible config
-PAPER_SCALE_PARAMETERS = 100_000_000  # the paper's U-Net has 552 M; `public` 68 M, `small` 1.5 M
 
 
 class TrainingPreempted(SystemExit):
@@ -81,7 +85,16 @@ class TrainingPreempted(SystemExit):
         self.reason, self.checkpoint = reason, checkpoint
 
     def __str__(self) -> str:
+        if self.checkpoint is None:  # stopped during set-up, before anything was trained or saved
+            return f"training stopped ({self.reason}) before its first step; nothing to save; run again to start"
         return f"training stopped ({self.reason}); checkpoint {self.checkpoint}; run again to resume"
+
+
+def stop_if_signalled(signals: StopSignals | None, checkpoint: Path | None = None) -> None:
+    """Between the slow steps of the set-up: a stop signal received so far ends the run now
+    (TrainingPreempted; nothing new to save, `checkpoint` is where a rerun resumes from)."""
+    if signals is not None and signals.received:
+        raise TrainingPreempted(f"{signals.received} during set-up", checkpoint)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -103,24 +116,53 @@ def build_optimizer(model: nn.Module, config: TrainConfig, device: torch.device,
     )
 
 
-def lock_workdir(workdir: Path):
-    """Refuse a second trainer on the same work folder (the OS drops the lock if we die)."""
+class WorkdirLock:
+    """WORKDIR/train.lock, locked (flock) while a trainer uses the folder. The OS drops the lock
+    when the process dies; `close` also removes the file, so a run that ends, fails or is stopped
+    leaves none behind (only SIGKILL leaves the file, unlocked, which the next trainer takes)."""
+
+    def __init__(self, path: Path, handle):
+        self.path, self.handle = path, handle
+
+    def close(self) -> None:
+        if self.handle is None:
+            return
+        try:
+            self.path.unlink()  # while still locked: see lock_workdir for why that is safe
+        except FileNotFoundError:
+            pass
+        self.handle.close()
+        self.handle = None
+
+
+def lock_workdir(workdir: Path) -> WorkdirLock:
+    """Refuse a second trainer on the same work folder."""
     import fcntl
 
     workdir.mkdir(parents=True, exist_ok=True)
-    lock = open(workdir / "train.lock", "a+")
-    try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read().strip() or "?"
+    path = workdir / "train.lock"
+    while True:
+        lock = open(path, "a+")
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            lock.close()
+            raise CheckpointError(f"another trainer (pid {holder}) is using the work folder {workdir}") from None
+        # The holder removes the file before it lets go of the lock: if that happened between our
+        # open and our lock, we hold a removed file that guards nothing; try again with the new one.
+        try:
+            if os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
         lock.close()
-        raise CheckpointError(f"another trainer (pid {holder}) is using the work folder {workdir}") from None
     lock.seek(0)
     lock.truncate()
     lock.write(f"{os.getpid()}\n")
     lock.flush()
-    return lock
+    return WorkdirLock(path, lock)
 
 
 LOG_COLUMNS = ["step", "loss", "lr", "images_per_s", "mfu", "elapsed_s"]
@@ -138,6 +180,17 @@ def open_csv_log(path: Path, resume_step: int):
     writer.writerows(rows)
     f.flush()
     return f, writer
+
+
+def check_network(config: TrainConfig) -> None:
+    """Build the config's network on the meta device (no memory, a fraction of a second), so that a
+    model_overrides value the U-Net refuses is a bad config (CONFIG_EXIT_CODE) in one line."""
+    try:
+        with torch.device("meta"):
+            build_model(config)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"train config: key 'model_overrides' has value {config.model_overrides!r}, which preset "
+                          f"{config.preset!r} cannot take: {error}") from None
 
 
 def refuse_paper_scale_on_cpu(config: TrainConfig) -> None:
@@ -195,26 +248,45 @@ class Trainer:
     """One training run: everything built and resumed in `__init__`, the loop in `run`."""
 
     def __init__(self, config: TrainConfig, workdir: Path, final_checkpoint: Path | None, started: float,
-                 allow_cpu_paper_scale: bool = False):
+                 allow_cpu_paper_scale: bool = False, signals: StopSignals | None = None):
         self.config, self.workdir, self.final_checkpoint, self.started = config, workdir, final_checkpoint, started
         self.segment = final_checkpoint is None  # a segment: stop at `steps` with a resumable checkpoint only
+        self.signals = signals  # installed by the caller before the set-up; `run` keeps listening to them
+        self.workdir_lock = None
+        try:
+            self._set_up(allow_cpu_paper_scale)
+        except BaseException:  # a bad config, a damaged checkpoint, a stop signal: unlock the work folder
+            self.close()
+            raise
+
+    def _set_up(self, allow_cpu_paper_scale: bool) -> None:
+        config, workdir = self.config, self.workdir
         self.rank, self.world_size, self.device = setup_distributed(config.device)
         self.is_main = self.rank == 0
+        # A signal during the set-up stops a single process between its steps. Under DDP every rank
+        # must stop at the same step, so there it is left to the loop's first stop check.
+        signals = self.signals if self.world_size == 1 else None
         self.accumulation = micro_batches(config, self.world_size)  # micro-batches per step on each process
+        check_network(config)
         if self.device.type == "cpu" and not allow_cpu_paper_scale:  # before the work folder is made
             refuse_paper_scale_on_cpu(config)
+        stop_if_signalled(signals)
         self.workdir_lock = lock_workdir(workdir) if self.is_main else None  # held until close()
+        self.checkpoints = CheckpointFolder(workdir / "checkpoints")
+        latest = self.checkpoints.last if self.checkpoints.last.exists() else None
         self._speed_switches()
+        stop_if_signalled(signals, latest)
         self._model_and_optimizer()
         self.state = RunState(step=0, loss_sum=torch.zeros((), device=self.device))
-        self.checkpoints = CheckpointFolder(workdir / "checkpoints")
         self.resumed_from = self._resume()
+        stop_if_signalled(signals, latest)
         self.model = self._wrap(self.raw_model)
         from palette.degradations import task_uses_mask
 
         self.uses_mask = task_uses_mask(config.task)
         self.loader = make_loader(config, self.state.step * config.batch_size, self.accumulation, self.rank,
                                   self.world_size, pin_memory=self.device.type == "cuda")
+        stop_if_signalled(signals, latest)
         self._open_logs()
 
     # --- set-up
@@ -443,7 +515,7 @@ class Trainer:
         state.finite_until = first_step = state.step
         state.log_time, state.log_step = time.monotonic(), state.step
         self.raw_model.train()
-        with StopSignals() as signals:
+        with nullcontext(self.signals) if self.signals is not None else StopSignals() as signals:
             batches = start_workers(self.loader)  # under StopSignals: a signal from here on saves and stops
             while state.step < config.steps:
                 step_started = time.monotonic()
@@ -472,14 +544,16 @@ class Trainer:
         return self.final_checkpoint
 
     def close(self) -> None:
-        for handle in (getattr(self, "progress", None), self.workdir_lock, getattr(self, "csv_file", None),
-                       getattr(self, "tensorboard", None)):
+        """Close the logs and unlock the work folder (also after a set-up cut short)."""
+        for handle in (getattr(self, "progress", None), getattr(self, "csv_file", None),
+                       getattr(self, "tensorboard", None), self.workdir_lock):
             if handle is not None:
                 handle.close()
 
 
 def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_checkpoint: str | Path | None = None,
-          allow_cpu_paper_scale: bool = False, segment: bool = False) -> Path | None:
+          allow_cpu_paper_scale: bool = False, segment: bool = False,
+          signals: StopSignals | None = None) -> Path | None:
     """Train to `config.steps`, resuming from `workdir`; write the final EMA checkpoint.
 
     `segment=True` trains one segment of a longer run (the workflow's train_segment jobs): it
@@ -493,6 +567,11 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
     beside it (same name, .csv). Raises TrainingPreempted (a SystemExit with RESUME_EXIT_CODE)
     after saving when stopped by a signal or the time budget, NonFiniteLossError on NaN/inf,
     CheckpointError when the work folder holds only unusable or incompatible checkpoints.
+
+    `signals`: the caller's StopSignals, entered before its own slow set-up (`palette train`
+    enters them before importing torch); by default train() listens from its start. A signal
+    during the set-up stops it before the first step (TrainingPreempted, nothing saved), with the
+    work folder unlocked.
     """
     started = time.monotonic()
     config = load_config(config)
@@ -501,10 +580,9 @@ def train(config: dict | TrainConfig | str | Path, workdir: str | Path, final_ch
         final_checkpoint = None
     else:
         final_checkpoint = Path(final_checkpoint) if final_checkpoint is not None else workdir / "final.pt"
-    trainer = None
-    try:
-        trainer = Trainer(config, workdir, final_checkpoint, started, allow_cpu_paper_scale)
-        return trainer.run()
-    finally:
-        if trainer is not None:
+    with nullcontext(signals) if signals is not None else StopSignals() as signals:
+        trainer = Trainer(config, workdir, final_checkpoint, started, allow_cpu_paper_scale, signals)
+        try:
+            return trainer.run()
+        finally:
             trainer.close()

@@ -1,6 +1,9 @@
 """`palette train`: train a Palette model (or the regression baseline) from a config file,
 resumable; the exit codes say what happened (palette.train: 0 done, 75 resume me, 65 NaN loss,
 78 bad config or incompatible checkpoint).
+
+Torch-free at import: `run` installs the stop-signal handlers (palette.signals) before it imports
+torch and the trainer, so a SIGTERM in the first seconds also exits 75, not 143.
 """
 
 from __future__ import annotations
@@ -9,14 +12,8 @@ import argparse
 import os
 import sys
 
-import torch
-
-from palette.checkpoint import CheckpointError
-from palette.config import ConfigError, load_config
-from palette.train import (
-    CONFIG_EXIT_CODE, NONFINITE_LOSS_EXIT_CODE, PAPER_SCALE_PARAMETERS, RESUME_EXIT_CODE, NonFiniteLossError,
-    TrainingPreempted, train,
-)
+from palette.config import PAPER_SCALE_PARAMETERS
+from palette.signals import RESUME_EXIT_CODE, StopSignals
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +39,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # First, before the slow imports: a stop signal from here on is recorded; the set-up stops at
+    # its next step and the loop saves (palette.train.train receives these same handlers).
+    with StopSignals() as signals:
+        return _run(args, signals)
+
+
+def _run(args: argparse.Namespace, signals: StopSignals) -> int:
+    import torch
     import yaml
+
+    from palette.checkpoint import CheckpointError
+    from palette.config import ConfigError, YAMLRefused, load_config, load_yaml
+    from palette.train import (
+        CONFIG_EXIT_CODE, NONFINITE_LOSS_EXIT_CODE, NonFiniteLossError, TrainingPreempted, stop_if_signalled, train,
+    )
 
     overrides = {}
     for item in args.set:
@@ -51,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"palette train: --set expects KEY=VALUE, got {item!r}", file=sys.stderr)
             return CONFIG_EXIT_CODE
         try:
-            overrides[key.strip()] = yaml.safe_load(value)
+            overrides[key.strip()] = load_yaml(value)
+        except YAMLRefused as error:  # a key given twice, aliases that expand too far
+            print(f"palette train: --set {item!r}: {error.problem}", file=sys.stderr)
+            return CONFIG_EXIT_CODE
         except yaml.YAMLError as error:
             print(f"palette train: --set {item!r}: the value is not YAML ({getattr(error, 'problem', error)})",
                   file=sys.stderr)
@@ -61,12 +75,13 @@ def run(args: argparse.Namespace) -> int:
     if args.time_budget is not None:
         overrides["time_budget"] = args.time_budget
     try:
+        stop_if_signalled(signals)
         config = load_config(args.config, **overrides)
         if not args.no_lease and "WORLD_SIZE" not in os.environ and config.device != "cpu":
             from palette.lease import LeaseError, lease_for_job
 
             try:
-                lease_for_job(1, config.device, wait_seconds=args.lease_wait)
+                lease_for_job(1, config.device, wait_seconds=args.lease_wait, stopped=lambda: signals.received)
             except LeaseError as error:
                 print(f"palette train: {error}; try again later", file=sys.stderr)
                 return RESUME_EXIT_CODE
@@ -74,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             print("palette train: --segment writes no final checkpoint; drop --final", file=sys.stderr)
             return CONFIG_EXIT_CODE
         train(config, args.workdir, args.final, allow_cpu_paper_scale=args.allow_cpu_paper_scale,
-              segment=args.segment)
+              segment=args.segment, signals=signals)
     except (ConfigError, CheckpointError) as error:
         print(f"palette train: {error}", file=sys.stderr)
         return CONFIG_EXIT_CODE

@@ -45,8 +45,9 @@ from pathlib import Path
 import numpy as np
 
 from palette.departures import run_departures
-from palette.frechet import symmetric_sqrt
-from palette.paper_numbers import paper_cell, table_protocol
+from palette.external import EXTERNAL_ROLE, external_label, reported_text
+from palette.frechet import load_statistics, read_npz, symmetric_sqrt
+from palette.paper_numbers import paper_cell, palette_rows, table_protocol
 from palette.reference_sets import FID5K_REFERENCE_NAME
 from palette.sampler_presets import PAPER_SAMPLER, resolve_sampler
 from palette.tasks import COLORIZATION_CTEST10K, colorization_on_test_list
@@ -95,9 +96,9 @@ class ReferenceStatistics:
 
     @classmethod
     def load(cls, path) -> "ReferenceStatistics":
-        with np.load(path) as data:
-            name = str(data["name"]) if "name" in data else Path(path).stem
-            return cls(data["mu"], data["sigma"], name, str(path))
+        """Checked (palette.frechet.load_statistics): ValueError naming a damaged or non-finite file."""
+        statistics = load_statistics(path)
+        return cls(statistics["mu"], statistics["sigma"], statistics["name"] or Path(path).stem, str(path))
 
 
 class ResampledFid:
@@ -298,14 +299,38 @@ class Side:
             if not npz_path.exists():
                 raise NotMeasured(f"{npz_path} (per-image values) is missing")
             self._json = json.loads(json_path.read_text())
-            with np.load(npz_path, allow_pickle=False) as data:
-                self._data = {key: data[key] for key in data.files}
-            if "names" not in self._data:
-                raise NotMeasured(f"{npz_path} has no 'names'")
+            self._data = load_per_image(npz_path)
         return self._data, self._json
 
     def names(self) -> list[str]:
         return [str(name) for name in self.load()[0]["names"]]
+
+
+def load_per_image(npz_path: Path) -> dict[str, np.ndarray]:
+    """The per-image file of one run, checked: it opens (palette.frechet.read_npz), has a row
+    per name in every array, and holds no NaN (nor an inf but PSNR's of identical images), so a
+    damaged file is named in one line (ValueError) instead of skewing an interval."""
+    data = read_npz(npz_path, "per-image values")
+    names = data.get("names")
+    if names is None:
+        raise NotMeasured(f"{npz_path} has no 'names'")
+    if names.ndim != 1 or names.dtype.kind not in "US":
+        raise ValueError(f"{npz_path}: 'names' is not a list of image names ({names.dtype}, shape {list(names.shape)})")
+    for key, values in data.items():
+        if key == "names":
+            continue
+        if values.ndim == 0 or values.shape[0] != len(names):
+            raise ValueError(f"{npz_path}: '{key}' has shape {list(values.shape)}, not one row per image "
+                             f"({len(names)} names)")
+        if values.dtype.kind == "f":
+            bad = ~np.isfinite(values)
+            if key == "psnr":
+                bad &= values != np.inf  # the PSNR of identical images
+            if bad.any():
+                row = int(np.argwhere(bad)[0][0])
+                raise ValueError(f"{npz_path}: '{key}' holds {int(bad.sum())} non-finite values "
+                                 f"(first at image {names[row]})")
+    return data
 
 
 class Zero:
@@ -469,6 +494,9 @@ class Claim:
     paper_a: float | None = None  # the paper's numbers for the two sides, where it gives them
     paper_b: float | None = None
     protocol: str | None = None  # how the paper evaluated them: a key of PROTOCOLS
+    # the sides' numbers against the paper's stand even when the comparison cannot be made (the
+    # other side not measured): a model trained elsewhere is judged against the paper's number alone
+    numbers_alone: bool = False
 
     @property
     def id(self) -> str:
@@ -500,6 +528,9 @@ def evaluate_claim(claim: Claim, statistics: Statistics, seed: int | None = None
             raise NotMeasured("the two sides' FIDs use different reference statistics")
     except NotMeasured as reason:
         row.update(verdict="inconclusive", reason=f"not measured: {reason}")
+        if claim.numbers_alone:
+            row["number_a"] = number_verdict(statistics, claim.a, claim.metric, claim.paper_a, claim.protocol)
+            row["number_b"] = number_verdict(statistics, claim.b, claim.metric, claim.paper_b, claim.protocol)
         return row
     row["number_a"] = number_verdict(statistics, claim.a, claim.metric, claim.paper_a, claim.protocol)
     row["number_b"] = number_verdict(statistics, claim.b, claim.metric, claim.paper_b, claim.protocol)
@@ -545,7 +576,7 @@ class Runs:
     with that role (and training task) evaluated on the task variant, at its first sampler."""
 
     def __init__(self, experiments: dict, runs, metric_paths, results_dir, samplers: dict | None = None,
-                 train_configs: dict | None = None):
+                 train_configs: dict | None = None, externals: dict | None = None):
         self.experiments = experiments
         self.paths = {tuple(run): str(path) for run, path in zip(runs, metric_paths)}
         self.samplers: dict[tuple, list] = {}
@@ -554,10 +585,14 @@ class Runs:
         self.results_dir = Path(results_dir)
         self.sampler_settings = samplers or {}
         self.train_configs = train_configs or {}
+        self.externals = externals or {}  # the records of role-external experiments (palette.external)
 
     def side(self, label: str, experiment: str, task: str, sampler: str) -> Side:
         departures = run_departures(self.train_configs.get(experiment, self.experiments[experiment].get("train")),
                                     self.sampler_settings.get(sampler))
+        record = self.externals.get(experiment)
+        if record is not None:  # trained elsewhere: its record's departures (palette import's), then its run's sampler's
+            departures = list(dict.fromkeys([*record.get("departures", []), *run_departures(None, self.sampler_settings.get(sampler))]))
         return Side(label, self.paths[(experiment, task, sampler)], departures=departures)
 
     def find(self, label: str, role: str | tuple, task: str, train_task: str | None = None, sampler: str | None = None) -> Side:
@@ -632,9 +667,10 @@ class _Numbers:
 
 
 def paper_claims(experiments: dict, runs, metric_paths, samplers: dict, results_dir, dataset_kind: str = "imagenet",
-                 train_configs: dict | None = None) -> list[Claim]:
-    """Every comparison the section shows: the paper's findings in its order, then our own."""
-    find = Runs(experiments, runs, metric_paths, results_dir, samplers, train_configs)
+                 train_configs: dict | None = None, externals: dict | None = None) -> list[Claim]:
+    """Every comparison the section shows: the paper's findings in its order, then our own.
+    `externals`: the records of the role-external experiments (palette.external.load_records)."""
+    find = Runs(experiments, runs, metric_paths, results_dir, samplers, train_configs, externals)
     numbers = _Numbers(dataset_kind)
     claims = []
     margin = f"{CLOSE_MARGIN:.0%}"
@@ -706,7 +742,7 @@ def paper_claims(experiments: dict, runs, metric_paths, samplers: dict, results_
         unconditional_claims.append(Claim(finding, "Palette has lower FID than unconditional imputation", "fid", "better",
                                           Side("Palette", missing=absent), Side("unconditional", missing=absent), "qualitative"))
     claims += unconditional_claims
-    return claims + own_claims(find, samplers)
+    return claims + own_claims(find, samplers) + external_claims(find, numbers)
 
 
 def own_claims(find: Runs, samplers: dict) -> list[Claim]:
@@ -744,6 +780,40 @@ def own_claims(find: Runs, samplers: dict) -> list[Claim]:
     return claims + sampler_claims
 
 
+def external_claims(find: Runs, numbers: _Numbers) -> list[Claim]:
+    """Each model trained elsewhere (role external, e.g. the public reproduction's, imported) on
+    each task variant it is evaluated on: its FID against the paper's Palette number for that cell
+    (number reproduced, where the protocol is the table's: the first of the paper's Palette rows
+    for the variant that gives a number on this data set), and against our Palette's (within the
+    margin: the direction). Ours, apart from the paper's tally; the numbers its own project
+    reports go in the note."""
+    claims = []
+    margin = f"{CLOSE_MARGIN:.0%}"
+    finding = "Models trained elsewhere against the paper's Palette and ours (ours: the paper evaluates only its own)"
+    for name, settings in find.experiments.items():
+        if settings.get("role") != EXTERNAL_ROLE:
+            continue
+        label = external_label(settings, find.externals.get(name))
+        train_task = settings["train"]["task"]
+        for task in settings["evaluate_on"]:
+            samplers = find.samplers.get((name, task))
+            external = (find.side(f"{label}: {name} / {task} / {samplers[0]}", name, task, samplers[0]) if samplers else
+                        Side(label, missing=f"{name} is not sampled on {task}"))
+            ours = find.find("our Palette", "task_model", task, train_task)
+            rows = palette_rows(task, train_task, numbers.kind)
+            cell = next(((table, row) for table, row in rows if numbers.cell(table.title, row.label, "fid") is not None),
+                        rows[0] if rows else None)
+            value = numbers.cell(cell[0].title, cell[1].label, "fid") if cell else None
+            paper = f"Palette {value:g} ({cell[0].title}, {cell[1].label})" if value is not None else "not tabulated"
+            note = " ".join(part for part in (
+                "A's number reproduced: its FID against the paper's Palette number for this cell.", reported_text(settings, task))
+                if part)
+            claims.append(Claim(finding, f"{task}: {name}'s FID is within {margin} of our Palette's", "fid", "similar", external, ours,
+                                paper, note, OURS, paper_a=value, protocol=table_protocol(cell[0].title, numbers.kind) if cell else None,
+                                numbers_alone=True))
+    return claims
+
+
 VERDICTS = ("holds", "contradicted", "inconclusive")
 NUMBER_VERDICTS = ("reproduced", "not reproduced", "not comparable", "not measured")
 
@@ -757,12 +827,13 @@ def _grouped(rows: list[dict]) -> list[dict]:
 
 def reproduction_verdicts(experiments: dict, runs, metric_paths, samplers: dict, results_dir, *, seed: int = SEED,
                           samples: int = BOOTSTRAP_SAMPLES, fid_samples: int = FID_BOOTSTRAP_SAMPLES, dataset_kind: str = "imagenet",
-                          train_configs: dict | None = None, statistics: Statistics | None = None) -> dict:
+                          train_configs: dict | None = None, statistics: Statistics | None = None,
+                          externals: dict | None = None) -> dict:
     """The section's context: the paper's findings and our own, grouped, a count per verdict (the
     paper's alone; ours apart), the numbers-reproduced tally and the method's settings."""
     statistics = statistics or Statistics(seed, samples, fid_samples)
     rows = [evaluate_claim(claim, statistics) for claim in
-            paper_claims(experiments, runs, metric_paths, samplers, results_dir, dataset_kind, train_configs)]
+            paper_claims(experiments, runs, metric_paths, samplers, results_dir, dataset_kind, train_configs, externals)]
     paper_rows = [row for row in rows if row["source"] == PAPER]
     own_rows = [row for row in rows if row["source"] == OURS]
     numbers = [row[key] for row in paper_rows for key in ("number_a", "number_b") if row[key]]

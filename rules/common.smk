@@ -11,12 +11,50 @@ import yaml
 from snakemake.utils import validate
 
 from palette.attempts import MAX_SEGMENTS, RESUME_RETRIES as ATTEMPT_RETRIES
-from palette.config import deep_merge, schema as train_schema, work_key
+from palette.config import (
+    MAX_YAML_VALUES,
+    ConfigError,
+    YAMLRefused,
+    deep_merge,
+    expanded_size,
+    folder_problem,
+    load_config,
+    non_finite,
+    read_yaml,
+    schema as train_schema,
+    work_key,
+)
 from palette.errors import schema_problem
+from palette.external import external_problem, is_external
 from palette.sampler_presets import resolve_sampler, sampler_problem
 from palette.shards import shard_count
 from palette.tasks import EVALUATION_TASKS, PAIRED_TASK
 from palette.workflow_data import PLACES365_ARCHIVES
+
+
+def check_config_input():
+    """What must hold before the schema validator walks the config: the config files read again
+    with our own YAML reader (Snakemake's keeps the last of two equal keys silently and expands
+    aliases without a bound), the values counted as if every alias were written out (a 'billion
+    laughs' config would take the validator minutes and gigabytes), and every number finite
+    (YAML's .nan and .inf pass every minimum and maximum of a schema)."""
+    if workflow.is_main_process:  # a job step re-reads the checked config
+        for path in workflow.configfiles:
+            try:
+                read_yaml(path)
+            except YAMLRefused as error:
+                raise ValueError(f"config file {error}") from None
+    if expanded_size(config) > MAX_YAML_VALUES:
+        raise ValueError(
+            f"config: more than {MAX_YAML_VALUES:,} values once its YAML aliases are expanded; "
+            "write the values out instead"
+        )
+    problem = non_finite(config)
+    if problem:
+        raise ValueError(f"config: {problem}")
+
+
+check_config_input()
 
 # Our one-line message first: snakemake's validate prints the whole schema after it.
 _problem = schema_problem(
@@ -46,6 +84,18 @@ RESUME_RETRIES = ATTEMPT_RETRIES if workflow.is_main_process else 0
 # The regression baselines are one forward pass: no sampler, one "sample" per input.
 REGRESSION_SAMPLER = "regression"
 
+# Experiments with role external name a model instead of training one (palette.external): the rule
+# import_checkpoint writes their checkpoint, and the training rules never match them.
+EXTERNAL_EXPERIMENTS = [
+    name for name, settings in EXPERIMENTS.items() if is_external(settings)
+]
+TRAINED_EXPERIMENTS = [name for name in EXPERIMENTS if name not in EXTERNAL_EXPERIMENTS]
+
+
+def experiment_pattern(names):
+    """A wildcard constraint that matches exactly these experiments ("(?!)": none at all)."""
+    return "|".join(names) if names else "(?!)"
+
 
 def canonical(value):
     """`value` with every mapping's keys sorted, recursively. Snakemake compares params by their
@@ -65,8 +115,15 @@ def is_regression(experiment):
 def train_config(experiment):
     """The trainer's config for one experiment: train_defaults, the experiment's own settings,
     the image size and a seed. Everything here goes through `params:`, so a change reruns
-    exactly this experiment's training and what depends on it."""
-    merged = deep_merge(config["train_defaults"], EXPERIMENTS[experiment]["train"])
+    exactly this experiment's training and what depends on it.
+
+    An external experiment is not trained here: its config is what it declares of its model
+    (task, objective, preset), without train_defaults, which describe this run's training.
+    """
+    if is_external(EXPERIMENTS[experiment]):
+        merged = {"objective": "diffusion", **EXPERIMENTS[experiment]["train"]}
+    else:
+        merged = deep_merge(config["train_defaults"], EXPERIMENTS[experiment]["train"])
     merged["name"] = experiment
     merged.setdefault("image_size", DATASET["image_size"])
     merged.setdefault("seed", config["seed"])
@@ -74,13 +131,16 @@ def train_config(experiment):
 
 
 def check_train_configs():
-    """Check every experiment's trainer config against the trainer's own schema now, so a typo
-    fails the dry run with the experiment's name instead of a training job hours later.
+    """Check every experiment's trainer config as the trainer will (its schema, then its own
+    checks: the U-Net preset, a crop size the network can take, keys that go together) now, so a
+    typo fails the dry run with the experiment's name instead of a training job hours later.
     """
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(train_schema())
-    for experiment in EXPERIMENTS:
+    # an external experiment's model is checked by check_external and its import job
+    for experiment in TRAINED_EXPERIMENTS:
+        where = f"experiments.{experiment}.train (merged over train_defaults)"
         candidate = dict(train_config(experiment), train_files="train.txt")
         errors = sorted(
             validator.iter_errors(candidate), key=lambda error: list(error.path)
@@ -89,9 +149,50 @@ def check_train_configs():
             details = "; ".join(
                 f"{'.'.join(map(str, e.path)) or '(top)'}: {e.message}" for e in errors
             )
-            raise ValueError(
-                f"experiments.{experiment}.train (merged over train_defaults): {details}"
+            raise ValueError(f"{where}: {details}")
+        try:
+            load_config(candidate)
+        except ConfigError as error:
+            message = str(error).removeprefix("train config: ")
+            given = deep_merge(
+                config["train_defaults"], EXPERIMENTS[experiment]["train"]
             )
+            if "image_size" not in given and message.startswith("key 'image_size'"):
+                where = f"experiments.{experiment}.train (image_size from dataset.image_size)"
+            raise ValueError(f"{where}: {message}") from None
+
+
+def check_folders():
+    """The folders a run writes into, and a folder or pairs data set's own folder: never empty,
+    the filesystem root, the repository or a folder above it (outputs would land among the
+    project's files, a data listing would take in the results); the data's folder must exist.
+    """
+    repository = Path(workflow.basedir)
+    # evaluation.weights_dir receives the staged weights (rule stage_weights)
+    folders = {
+        "results_dir": config["results_dir"],
+        "work_dir": config["work_dir"],
+        "evaluation.weights_dir": EVALUATION["weights_dir"],
+    }
+    for key, folder in folders.items():
+        problem = folder_problem(key, folder, repository)
+        if problem:
+            raise ValueError(f"config: {problem}")
+    if DATASET["kind"] in ("folder", "paired"):
+        root = DATASET["root"]
+        problem = folder_problem("dataset.root", root, repository)
+        if not problem and not Path(root).is_dir():
+            shown = (
+                repr(root)
+                if Path(root).is_absolute()
+                else f"{root!r} ({Path(root).absolute()})"
+            )
+            problem = (
+                f"key 'dataset.root' is {shown}, which does not exist: "
+                f"dataset.kind {DATASET['kind']} reads your images from it"
+            )
+        if problem:
+            raise ValueError(f"config: {problem}")
 
 
 def check_config():
@@ -232,8 +333,11 @@ def train_work_dir(experiment):
 
 def segment_ends(experiment):
     """The steps at which the train_segment jobs of an experiment end (training.segment_steps
-    apart); the train job takes the rest. None set, or a run no longer than one segment: [].
+    apart); the train job takes the rest. None set, a run no longer than one segment, or an
+    external experiment (not trained here): [].
     """
+    if is_external(EXPERIMENTS[experiment]):
+        return []
     size = EXPERIMENTS[experiment]["segment_steps"] or TRAINING["segment_steps"]
     steps = train_config(experiment)["steps"]
     return list(range(size, steps, size)) if size else []
@@ -322,7 +426,10 @@ def benchmark_files():
             f"{RESULTS}/benchmarks/reference/{name}.tsv" for name in reference_rules
         ]
     files += [f"{RESULTS}/benchmarks/degrade/{task}.tsv" for task in used_tasks()]
-    for experiment in EXPERIMENTS:
+    files += [
+        f"{RESULTS}/benchmarks/import/{name}.tsv" for name in EXTERNAL_EXPERIMENTS
+    ]
+    for experiment in TRAINED_EXPERIMENTS:
         files.append(f"{RESULTS}/benchmarks/train/{experiment}.tsv")
         key = work_key(train_config(experiment))
         files += [
@@ -391,6 +498,32 @@ def shard_files(experiment, task, sampler):
     ]
 
 
+def check_external():
+    """Each experiment's external settings (palette.external): a role external names exactly one
+    model, its files exist, an import's config describes the declared task at dataset.image_size;
+    other roles name none. One line naming the key."""
+    for name, settings in EXPERIMENTS.items():
+        problem = external_problem(
+            name, settings, DATASET["image_size"], f"{RESULTS}/checkpoints/{name}.pt"
+        )
+        if problem:
+            raise ValueError(problem)
+
+
+def external_source(experiment):
+    """Where an external experiment's model comes from: {"checkpoint": PATH} or {"import": {...}}."""
+    settings = EXPERIMENTS[experiment]
+    if settings.get("checkpoint") is not None:
+        return {"checkpoint": settings["checkpoint"]}
+    return {"import": canonical(settings["import"])}
+
+
+def external_inputs(wildcards):
+    """The user's files behind an external experiment's model (rule import_checkpoint)."""
+    source = external_source(wildcards.experiment)
+    return source.get("import") or source
+
+
 def pair_list(wildcards=None):
     """The pair list (target, source) of a paired data set; nothing for the other kinds."""
     return [f"{RESULTS}/data/pairs.tsv"] if DATASET["kind"] == "paired" else []
@@ -435,5 +568,7 @@ if STUDY:
 if (
     workflow.is_main_process
 ):  # a job step on a compute node re-reads the checked config: no need again
+    check_folders()
     check_config()
     check_train_configs()
+    check_external()

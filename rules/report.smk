@@ -4,9 +4,12 @@ diversity strips, training curves, the quality-vs-steps sweep, the "Does it repr
 and the run's metadata."""
 
 
+# The curves of the models trained here (an external experiment has no training log).
 rule plot_training_curves:
     input:
-        expand(f"{RESULTS}/checkpoints/{{experiment}}.csv", experiment=EXPERIMENTS),
+        expand(
+            f"{RESULTS}/checkpoints/{{experiment}}.csv", experiment=TRAINED_EXPERIMENTS
+        ),
     output:
         report(
             f"{RESULTS}/figures/training_curves.png",
@@ -18,7 +21,7 @@ rule plot_training_curves:
     conda:
         "../envs/workflow.yaml"
     params:
-        experiments=list(EXPERIMENTS),
+        experiments=TRAINED_EXPERIMENTS,
     script:
         "../scripts/plot_training_curves.py"
 
@@ -84,8 +87,13 @@ rule html_report:
         # the paper's "ground truth" rows (rules/reference.smk)
         ground_truth=ground_truth_metrics_files(),
         training_logs=expand(
-            f"{RESULTS}/checkpoints/{{experiment}}.csv", experiment=EXPERIMENTS
+            f"{RESULTS}/checkpoints/{{experiment}}.csv", experiment=TRAINED_EXPERIMENTS
         ),
+        # where each external experiment's model came from, and its departures (rules/train.smk)
+        external=[
+            f"{RESULTS}/checkpoints/{experiment}.external.json"
+            for experiment in EXTERNAL_EXPERIMENTS
+        ],
         training_curves=f"{RESULTS}/figures/training_curves.png",
         # each diffusion model's sampler, recorded beside its checkpoint (rules/train.smk)
         sampler_records=[

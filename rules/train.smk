@@ -15,6 +15,10 @@ with palette.train.RESUME_EXIT_CODE, is retried, and resumes from there; an atte
 that made no progress stops with one line (palette.attempts). Any changed setting reruns the job;
 raising `steps` or changing a speed setting (micro_batch_size, compile, ...) resumes, while a
 changed lr, task or model starts a fresh folder instead of an incompatible resume.
+
+An experiment with role external is not trained: `import_checkpoint` writes its checkpoint (a
+copy of the one it names, or the public reproduction's files converted), and the training rules'
+wildcard constraints leave it out (palette.external, docs/import.md).
 """
 
 
@@ -31,6 +35,7 @@ rule train_segment:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{experiment}}/segment_{{end}}-{{key}}.tsv"
     wildcard_constraints:
+        experiment=experiment_pattern(TRAINED_EXPERIMENTS),
         key="[0-9a-f]{12}",
         end="[0-9]+",
     retries: RESUME_RETRIES
@@ -59,6 +64,8 @@ rule train:
         f"{RESULTS}/logs/train/{{experiment}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{experiment}}.tsv"
+    wildcard_constraints:
+        experiment=experiment_pattern(TRAINED_EXPERIMENTS),
     retries: RESUME_RETRIES
     conda:
         "../envs/palette.yaml"
@@ -72,11 +79,44 @@ rule train:
         "../scripts/train.py"
 
 
+# An external experiment's model, named instead of trained (palette.external.bring_in): checked by
+# loading it (the network its config describes, finite weights, the declared task and objective,
+# dataset.image_size), then copied byte for byte or converted by palette import; beside it the
+# record of where it came from and how it departs from the paper, which the report reads. A local
+# rule: a copy or conversion of seconds would wait longer in a cluster's queue than it runs.
+rule import_checkpoint:
+    input:
+        unpack(external_inputs),
+    output:
+        checkpoint=f"{RESULTS}/checkpoints/{{experiment}}.pt",
+        record=f"{RESULTS}/checkpoints/{{experiment}}.external.json",
+    log:
+        f"{RESULTS}/logs/import/{{experiment}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/import/{{experiment}}.tsv"
+    wildcard_constraints:
+        experiment=experiment_pattern(EXTERNAL_EXPERIMENTS),
+    localrule: True
+    conda:
+        "../envs/palette.yaml"
+    params:
+        source=lambda wildcards: external_source(wildcards.experiment),
+        expected=lambda wildcards: {
+            "task": train_config(wildcards.experiment)["task"],
+            "objective": train_config(wildcards.experiment)["objective"],
+            "image_size": DATASET["image_size"],
+        },
+    script:
+        "../scripts/import_checkpoint.py"
+
+
 # The sampler travels with the model: beside each diffusion model's checkpoint, the settings of
 # the sampler whose samples the report shows (the experiment's first). `palette infer` and
 # `palette sample` use it unless told otherwise (palette.inference.recorded_sampler), so a photo
 # restored with a checkpoint of this run looks like the report's grids. A changed sampler rewrites
-# only this small file, never the checkpoint.
+# only this small file, never the checkpoint. An external experiment is no exception: its first
+# sampler is the one its grids show (an imported model's own sampler stays in the checkpoint's
+# `imported.sampler`, docs/import.md).
 rule record_sampler:
     output:
         f"{RESULTS}/checkpoints/{{experiment}}.sampler.yaml",

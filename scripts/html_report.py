@@ -33,4 +33,5 @@ build_report(
     ground_truth_paths=list(snakemake.input.ground_truth),
     plan_config=dict(snakemake.params.plan_config),
     train_configs=dict(snakemake.params.train_configs),
+    external_paths=list(snakemake.input.external),
 )

@@ -9,11 +9,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "palette"
 # docs/architecture.md, "Layers". A module imports its own layer or lower ones only.
 LAYERS = {
     0: ["files", "errors", "tasks", "masks", "nn", "signals", "ema", "lease", "distributed", "sampler_presets",
-        "verdict", "reference_sets", "slurm", "frechet", "attempts", "departures", "paper_numbers", "layering"],
+        "verdict", "reference_sets", "slurm", "frechet", "attempts", "departures", "paper_numbers", "layering",
+        "public_config", "external", "unet_presets"],
     1: ["imageio", "config", "unet", "diffusion", "calibration"],
     2: ["degradations", "models", "study", "datacheck"],
     3: ["data", "checkpoint"],
-    4: ["prepare", "workflow_data", "train", "inference", "shards", "import_public"],
+    4: ["prepare", "workflow_data", "train", "inference", "shards", "import_public", "external_model"],
     5: ["weights", "restore", "standins"],
     6: ["metrics", "report", "plan"],
     7: ["cli", "*_cli", "launch"],

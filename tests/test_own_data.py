@@ -265,7 +265,7 @@ def _config(tmp_path: Path, dataset: dict, experiments: dict) -> Path:
     config["dataset"] = {"name": dataset["kind"], "image_size": 32, "evaluation_images": 3,
                          "split": {"train": 0.6, "val": 0.1, "test": 0.3}, **dataset}
     config["experiments"] = experiments
-    config.pop("study", None)  # the schema default: no human study
+    config["study"] = {}  # no human study (a file layered over config.yaml must say so: palette.layering)
     config["sampling"]["sweep"] = None  # no quality-vs-steps sweep
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

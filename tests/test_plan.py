@@ -62,14 +62,15 @@ def test_plan_of_the_ci_config_matches_a_hand_computation():
     # train: three experiments x 6 steps x batch 4, forward + backward = 3 forward passes
     assert totals["train"]["images"] == 3 * 6 * 4 and totals["train"]["flops"] == 3 * forward * 72
     # sample: 4 evaluation images x 2 samples each; ddim_2 takes 2 passes (inpainting, the
-    # unconditional model), the sweep adds dpm_solver_pp_3 (3 passes) for inpainting; the
-    # regression model draws one sample per input (rules/common.smk) in 1 pass
-    assert totals["sample"]["images"] == 8 + 8 + 4 + 8
-    assert totals["sample"]["evaluations"] == 8 * 2 + 8 * 3 + 4 * 1 + 8 * 2
-    assert totals["sample"]["flops"] == forward * 60
-    # checkpoints: last + previous resumable states (16 B/parameter) and the final EMA (8 B) each
-    assert result["disk"]["checkpoints"] == 3 * (2 * 16 * parameters + 8 * parameters)
-    assert result["disk"]["samples"] == 28 * 32 * 32 * 3
+    # unconditional model, the imported one), the sweep adds dpm_solver_pp_3 (3 passes) for
+    # inpainting; the regression model draws one sample per input (rules/common.smk) in 1 pass
+    assert totals["sample"]["images"] == 8 + 8 + 4 + 8 + 8
+    assert totals["sample"]["evaluations"] == 8 * 2 + 8 * 3 + 4 * 1 + 8 * 2 + 8 * 2
+    assert totals["sample"]["flops"] == forward * 76
+    # checkpoints: last + previous resumable states (16 B/parameter) and the final EMA (8 B) of
+    # each trained model; the imported one (role external) is not trained, only its final checkpoint (8 B)
+    assert result["disk"]["checkpoints"] == 3 * (2 * 16 * parameters + 8 * parameters) + 8 * parameters
+    assert result["disk"]["samples"] == 36 * 32 * 32 * 3
     # GPU-hours at 50 % of the H200's 989 TFLOP/s bf16 peak
     assert gpu_hours(989e12 * 0.5 * 3600, "NVIDIA H200", 0.5) == pytest.approx(1.0)
 

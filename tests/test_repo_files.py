@@ -61,3 +61,17 @@ def test_each_trainer_config_loads_and_names_a_produced_training_list(path):
                              "--configfile", str(preset)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"{path.name}: the workflow does not produce {target}:\n{result.stderr[-2000:]}"
     assert "prepare_split" in result.stdout + result.stderr
+
+
+def test_readme_and_docs_lines_fit_120_characters():
+    pages = [REPO / "README.md", REPO / "config" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    long = [f"{page.relative_to(REPO)}:{number}" for page in pages
+            for number, line in enumerate(page.read_text().splitlines(), 1) if len(line) > 120]
+    assert not long, f"lines over 120 characters: {long}"
+
+
+def test_the_readme_stays_short_and_links_out():
+    lines = (REPO / "README.md").read_text().splitlines()
+    first_link = next(number for number, line in enumerate(lines, 1) if "](docs/" in line)
+    assert first_link <= 150 and len(lines) <= 200, (first_link, len(lines))
+    assert any(line.startswith("**Contents:**") for line in lines[:20])  # the table of contents

@@ -181,7 +181,7 @@ def _ground_truth_digest(results: Path, task: str) -> str:
 
 
 @pytest.mark.slow
-def test_tiny_dag_end_to_end(tmp_path):
+def test_tiny_dag_end_to_end(tmp_path, request):
     results, work = tmp_path / "results", tmp_path / "work"
     overrides = ["--config", f"results_dir={results}", f"work_dir={work}"]
     started = time.monotonic()
@@ -191,12 +191,19 @@ def test_tiny_dag_end_to_end(tmp_path):
 
     # metrics: one JSON per experiment x task x sampler, with sane values
     metric_files = sorted(p for p in (results / "metrics").rglob("*.json") if p.parent.name != "ground_truth")
-    assert len(metric_files) == 4, metric_files
+    assert len(metric_files) == 5, metric_files
+    samplers = []
     for path in metric_files:
         values = json.loads(path.read_text())
         numbers = _finite_numbers(values)
+        samplers.append(values["sampler"])
         assert 0 < numbers["psnr"] < 100 and -1 <= numbers["ssim"] <= 1, (path, values)
         assert numbers["n_images"] == 4
+        assert all(math.isfinite(v) for v in numbers.values()), (path, values)
+        if values["sampler"] != "regression":  # two samples per input, so a diversity between them
+            assert values["num_samples"] == 2 and 0 <= numbers["lpips_diversity"] < 2, (path, values)
+        else:  # one forward pass: one "sample", no diversity
+            assert values["num_samples"] == 1 and "lpips_diversity" not in values, (path, values)
         # FID names its reference: the validation crops' statistics, not the evaluation targets
         reference = values["fid_reference"]
         assert reference["name"] == "demo_val" and reference["path"] == str(results / "reference" / "demo_val.npz")
@@ -208,12 +215,12 @@ def test_tiny_dag_end_to_end(tmp_path):
         with np.load(path.with_suffix(".npz")) as per_image:
             assert list(per_image["names"]) == sorted(per_image["names"]) and len(per_image["names"]) == 4
             assert per_image["pool3"].shape == (4, 2048) and per_image["psnr"].shape == (4,)
+    # both branches above ran: ddim_2 of the diffusion models (inpainting, the unconditional one, the
+    # imported one), the sweep's second sampler, the regression pass
+    assert sorted(samplers) == ["ddim_2", "ddim_2", "ddim_2", "dpm_solver_pp_3", "regression"], metric_files
     for task in ("inpainting_center", "colorization"):  # the paper's ground-truth rows
         truth = json.loads((results / "metrics" / "ground_truth" / f"{task}.json").read_text())
         assert truth["fid_reference"]["name"] == "demo_val" and truth["fid"] > 0 and truth["n_images"] == 4
-        if values["sampler"] != "regression":
-            assert values["num_samples"] == 2 and 0 <= numbers["lpips_diversity"] < 2
-        assert all(math.isfinite(v) for v in numbers.values())
     for table in ("inpainting", "colorization_regression", "inpainting_unconditional"):
         lines = (results / "tables" / f"{table}.tsv").read_text().splitlines()
         assert lines[0].startswith("experiment\ttask\tsampler") and len(lines) >= 2
@@ -237,6 +244,12 @@ def test_tiny_dag_end_to_end(tmp_path):
     assert "colorization_regression" in html and "Wall time per stage" in html
     # the unconditional model inpainted by imputation: its own row, known pixels kept exactly
     assert re.search(r"Unconditional \+ imputation, 128x128 centre</td>\s*<td class=\"label\"><code>inpainting_unconditional", html)
+    # the public reproduction's network (the fixture), imported by the workflow and never trained: its
+    # row beside the paper's Palette, the numbers its project reports beside ours, its own verdict row
+    assert re.search(r"Palette, 128x128 centre, public reproduction \(imported\)</td>\s*<td class=\"label\"><code>inpainting_public", html)
+    assert "they report 5.7873" in html and "inpainting_public&#39;s FID is within 10% of our Palette&#39;s" in html
+    assert not (results / "checkpoints" / "inpainting_public.csv").exists()
+    assert json.loads((results / "checkpoints" / "inpainting_public.external.json").read_text())["kind"] == "imported"
     from palette.imageio import load_image
 
     evaluation_set = results / "evaluation_sets" / "inpainting_center"
@@ -249,11 +262,23 @@ def test_tiny_dag_end_to_end(tmp_path):
     for stage in ("train", "sample", "evaluate"):
         assert f">{stage}<" in html
 
-    # a rerun does nothing, quickly
-    started = time.monotonic()
+    # the sampler travels with the model: palette infer on a checkpoint of this run samples as the
+    # report did (the experiment's first sampler, recorded beside the checkpoint) and says so
+    record = yaml.safe_load((results / "checkpoints" / "inpainting.sampler.yaml").read_text())
+    assert record["name"] == "ddim_2" and record["settings"]["steps"] == 2, record
+    photo = evaluation_set / "source" / sorted(p.name for p in (evaluation_set / "source").glob("*.png"))[0]
+    restored = subprocess.run([sys.executable, "-m", "palette.cli", "infer", "--checkpoint",
+                               str(results / "checkpoints" / "inpainting.pt"), "--image", str(photo), "--mask",
+                               str(evaluation_set / "mask" / photo.name), "--output", str(tmp_path / "restored.png")],
+                              capture_output=True, text=True, timeout=300)
+    assert restored.returncode == 0, restored.stderr[-2000:]
+    assert "sampler: ddim_2 (ddim, 2 steps" in restored.stdout and "inpainting.sampler.yaml" in restored.stdout
+
+    # a rerun does nothing: its plan has no job (how fast it plans is benchmarks' business)
     again = run_snakemake("-n", "--configfile", "config/test.yaml", *overrides)
-    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
-    assert time.monotonic() - started < 30
+    output = again.stdout + again.stderr
+    assert again.returncode == 0 and "Nothing to be done" in output, output[-2000:]
+    assert "Job stats:" not in output and not re.search(r"^(local)?rule \w+:", output, re.MULTILINE), output[-2000:]
 
     # changing one experiment's parameter reruns that experiment and what depends on it, only
     changed = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
@@ -288,3 +313,13 @@ def test_tiny_dag_end_to_end(tmp_path):
     assert (score["fooled"], score["model_trials"]) == (fooled, 6)
     assert "fooled of 6" in (results / "report.html").read_text()
     print(f"tiny DAG: {wall:.0f} s")
+
+    # the report fits a laptop screen: at 1400 and 1280 pixels the page never scrolls sideways
+    # (wide tables scroll inside their own box); last, as it needs a browser (conftest.chrome)
+    chrome = request.getfixturevalue("chrome")
+    chrome.get((results / "report.html").as_uri())
+    for width in (1400, 1280):
+        chrome.set_window_size(width, 900)
+        page = chrome.execute_script("window.scrollTo(100000, 0); return [document.documentElement.scrollWidth, "
+                                     "document.documentElement.clientWidth, window.scrollX]")
+        assert page[0] <= page[1] and page[2] == 0, f"at {width} px the report is {page[0]} px wide in a {page[1]} px viewport"
