@@ -324,6 +324,12 @@ def _download_url(spec: WeightFile, destination: Path, timeout: float = 60.0) ->
         partial = Path(scratch) / spec.filename
         with urllib.request.urlopen(spec.url, timeout=timeout) as response, open(partial, "wb") as out:
             shutil.copyfileobj(response, out)
+            promised = response.headers.get("Content-Length", "")
+        # http.client ends a body quietly when the server closes early: the short file would then be
+        # refused as a checksum mismatch, blaming the file, and download() would not try the package.
+        received = partial.stat().st_size
+        if promised.isdigit() and received < int(promised):
+            raise ConnectionError(f"connection to {spec.url} closed after {received} of {promised} bytes")
         return _atomic_copy_checked(spec, partial, destination)
 
 

@@ -320,3 +320,56 @@ def test_cuda_float32_and_bfloat16_channels_last_match_cpu(attention_type):
     with torch.autocast("cuda", dtype=torch.bfloat16):
         model(x, gamma).float().square().mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def _conv(k: int, c_in: int, c_out: int, size: int) -> int:
+    """FLOPs of a k x k convolution on a size x size output map: 2 per multiply-add, no bias."""
+    return 2 * k * k * c_in * c_out * size * size
+
+
+def _linear(n_in: int, n_out: int) -> int:
+    return 2 * n_in * n_out
+
+
+def _res_block(c_in: int, c_out: int, size: int, embedding: int, conv_size: int | None = None) -> int:
+    """conv1 and conv2 (3x3) at `conv_size` (the resampled size), the embedding projection to a
+    scale and a shift, and a 1x1 skip conv where the width changes."""
+    conv_size = conv_size or size
+    skip = _conv(1, c_in, c_out, size) if c_in != c_out else 0
+    return _conv(3, c_in, c_out, conv_size) + _linear(embedding, 2 * c_out) + _conv(3, c_out, c_out, conv_size) + skip
+
+
+def _attention(channels: int, size: int) -> int:
+    """1x1 convs to q, k, v and back, and the two N x N matmuls over N = size^2 pixels: Q K^T and
+    (softmax) V, each N * N * C multiply-adds summed over the heads."""
+    n = size * size
+    return _conv(1, channels, 3 * channels, size) + 2 * 2 * n * n * channels + _conv(1, channels, channels, size)
+
+
+def test_forward_flops_equal_a_count_by_hand():
+    """A two-level U-Net (16x16 and 8x8 maps, 8 and 16 channels, attention at 8x8) counted layer
+    by layer. The counter (torch.utils.flop_counter) counts convolutions, matmuls and attention,
+    2 FLOPs per multiply-add, and not biases, norms, activations, softmax or the sinusoid."""
+    model = UNet(in_channels=6, out_channels=3, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+                 attention_resolutions=(8,), image_size=16, num_head_channels=8, num_groups=4)
+    e = 32  # the noise-level embedding: 4 x base channels
+    by_hand = [
+        _linear(8, e) + _linear(e, e),  # noise MLP on the 8-d sinusoid
+        _conv(3, 6, 8, 16),  # input conv
+        # encoder: level 0 (16x16, 8 ch), a down-sampling res block, level 1 (8x8, 16 ch) with attention
+        _res_block(8, 8, 16, e),
+        _res_block(8, 8, 16, e, conv_size=8),
+        _res_block(8, 16, 8, e), _attention(16, 8),
+        # middle: res block, attention, res block
+        _res_block(16, 16, 8, e), _attention(16, 8), _res_block(16, 16, 8, e),
+        # decoder level 1: inputs concatenated with the skips (16 then 8 channels), then up-sampling
+        _res_block(16 + 16, 16, 8, e), _attention(16, 8),
+        _res_block(16 + 8, 16, 8, e), _attention(16, 8), _res_block(16, 16, 8, e, conv_size=16),
+        # decoder level 0: skips of 8 channels
+        _res_block(16 + 8, 8, 16, e),
+        _res_block(8 + 8, 8, 16, e),
+        _conv(3, 8, 3, 16),  # output conv
+    ]
+    assert count_attention_layers(model) == 4  # their N^2 matmuls: 4 x 4 x 64^2 x 16 = 1,048,576 FLOPs
+    assert forward_flops(model, 16) == sum(by_hand) == 10_623_488
+    assert forward_flops(model, 16, batch_size=3) == 3 * sum(by_hand)
