@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from palette.layering import deep_merge  # noqa: F401 (how a workflow experiment's train: is laid over train_defaults)
+
 from palette.tasks import UNMASKED_TRAINING_TASKS
 from palette.unet_presets import network_problem
 
@@ -100,18 +102,6 @@ COMPATIBILITY_KEYS = (
 # Keys added after runs existed: at their default they stay out of `work_key`'s digest, so adding
 # them did not rename (and retrain) the work folders of existing runs.
 LATER_KEYS = {"conditioning": "source", "prediction": "eps", "residual": False}
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    """`override` merged over `base`; nested mappings merged key by key, others replaced (copies:
-    neither input is changed). How a workflow experiment's `train:` is laid over `train_defaults`."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 @lru_cache(maxsize=1)

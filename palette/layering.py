@@ -34,12 +34,14 @@ import yaml
 RESULTS_ROOT, WORK_ROOT = "results", "work"
 
 
-def merged(base: dict, override: dict) -> dict:
-    """`override` merged into a copy of `base`, mapping by mapping (Snakemake's update_config)."""
+def deep_merge(base: dict, override: dict) -> dict:
+    """`override` merged over `base`; nested mappings merged key by key, others replaced (copies:
+    neither input is changed). Snakemake's update_config, and how a workflow experiment's `train:`
+    is laid over `train_defaults` (palette.config re-exports it)."""
     result = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merged(result[key], value)
+            result[key] = deep_merge(result[key], value)
         else:
             result[key] = copy.deepcopy(value)
     return result
@@ -81,8 +83,8 @@ def workflow_config(defaults_file: Path, config_files: list[dict], command_line:
     defaults = yaml.safe_load(Path(defaults_file).read_text()) or {}
     given: dict = {}
     for values in config_files:
-        given = merged(given, values or {})
-    return merged(layered(defaults, given), typed(dict(command_line)))
+        given = deep_merge(given, values or {})
+    return deep_merge(layered(defaults, given), typed(dict(command_line)))
 
 
 def layer_workflow_config(workflow, config: dict) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from palette.layering import layered, merged, typed, workflow_config
+from palette.layering import deep_merge, layered, typed, workflow_config
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULTS = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -58,7 +58,7 @@ def test_config_files_merge_in_order_before_layering(tmp_path):
     config = workflow_config(REPO / "config.yaml", [first, second], {})
     assert config["dataset"] == {"name": "mine", "kind": "folder", "root": "/b"}
     assert config["train_defaults"] == {"steps": 5}  # given by a file: replaces the demo's whole block
-    assert merged({"a": {"b": 1, "c": 2}}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}}
+    assert deep_merge({"a": {"b": 1, "c": 2}}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}}
 
 
 def readme_own_data_snippet() -> str:
