@@ -29,6 +29,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from test_hostile import refused as refused_in_process
 
 from conftest import unavailable
 from palette import study as S
@@ -59,20 +60,11 @@ def snapshot(folder: Path) -> dict:
 
 
 def refused(argv: list[str], capsys, expected_code: int = 2) -> str:
-    """Run `palette ARGV` in this process: exit `expected_code`, one line, no traceback. A server
-    that starts instead of refusing fails the test (rather than serving forever)."""
+    """test_hostile.refused (exit `expected_code`, one line, no traceback), where a server that
+    starts instead of refusing fails the test (rather than serving forever)."""
     started = AssertionError("the server started instead of refusing")
-    try:
-        with mock.patch.object(socketserver.BaseServer, "serve_forever", side_effect=started):
-            code = main(argv)
-    except SystemExit as exit_:  # argparse refusals
-        code = exit_.code
-    captured = capsys.readouterr()
-    assert code == expected_code, f"exit {code}: {captured.err}"
-    message = [line for line in captured.err.splitlines() if line.strip() and not line.startswith("usage:")
-               and not line.startswith(" ")]
-    assert len(message) == 1 and "Traceback" not in captured.err, captured.err
-    return message[0]
+    with mock.patch.object(socketserver.BaseServer, "serve_forever", side_effect=started):
+        return refused_in_process(argv, capsys, expected_code)
 
 
 def environment() -> dict:
